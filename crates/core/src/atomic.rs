@@ -1,0 +1,49 @@
+//! Atomic file writes: a temp file in the target's folder, flushed, then renamed over the target, so
+//! readers see the old file or the new one, never a half-written one.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{CoreError, CoreResult};
+
+/// Writes `path` atomically with `write`, which receives the temp file. If `write` fails (or the
+/// process dies), the old file is untouched and the temp file is removed (or left with a `.tmp` name
+/// that nothing reads).
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>) -> CoreResult<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| CoreError::io(dir, e))?;
+    {
+        let mut buf = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut buf).map_err(|e| CoreError::io(path, e))?;
+        buf.flush().map_err(|e| CoreError::io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| CoreError::io(path, e))?;
+    tmp.persist(path).map_err(|e| CoreError::io(path, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.json");
+        write_atomic(&path, |w| w.write_all(b"old")).unwrap();
+        let err = write_atomic(&path, |w| {
+            w.write_all(b"half of the new")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
+    }
+}

@@ -1,0 +1,288 @@
+//! Semantic validation of a loaded repo: names, references, and (when the data exists) the source
+//! schemas. All problems are collected, each located at its file, line and column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::catalog::Catalog;
+use crate::dtype::DType;
+use crate::error::{CoreError, CoreResult, Diagnostic, did_you_mean};
+use crate::locate;
+use crate::repo::{Located, Repo};
+use crate::spec::Source;
+
+/// A column of a source's data, as an engine sees it.
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The asof dtype this column maps to, when it maps to one.
+    pub dtype: Option<DType>,
+    /// The engine's own name for the type, for messages.
+    pub type_name: String,
+}
+
+/// Reads a source's schema. Implemented by the offline store; core has no Parquet reader.
+pub trait SchemaProbe {
+    /// The source's columns, or `Ok(None)` when its data does not exist yet (checks are skipped).
+    fn columns(&self, repo_dir: &Path, source: &Source) -> Result<Option<Vec<ColumnInfo>>, String>;
+}
+
+/// A probe that never finds data: validates definitions only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProbe;
+
+impl SchemaProbe for NoProbe {
+    fn columns(&self, _: &Path, _: &Source) -> Result<Option<Vec<ColumnInfo>>, String> {
+        Ok(None)
+    }
+}
+
+struct Checker<'a> {
+    repo: &'a Repo,
+    diags: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    /// Reports `message` at `token` inside a definition's block (or at its name).
+    fn at<T>(&mut self, item: &Located<T>, after: Option<&str>, token: &str, message: String, hint: Option<String>) {
+        let text = self.repo.text(&item.file);
+        let (line, col) = locate::find_token(text, item.span.line, item.span.end_line.max(item.span.line), after, token)
+            .unwrap_or((item.span.line, item.span.column));
+        self.diags.push(Diagnostic::new(&item.file, line, col, message).with_hint(hint));
+    }
+
+    fn check_names<T>(&mut self, kind: &str, items: &[Located<T>], name: impl Fn(&T) -> &str) {
+        let mut seen: HashMap<&str, (&PathBuf, usize)> = HashMap::new();
+        for item in items {
+            let n = name(&item.def);
+            if !is_identifier(n) {
+                self.diags.push(Diagnostic::new(
+                    &item.file,
+                    item.span.line,
+                    item.span.column,
+                    format!("{kind} name `{n}` is not an identifier: use letters, digits and `_`, starting with a letter or `_`"),
+                ));
+            }
+            if let Some((file, line)) = seen.get(n) {
+                self.diags.push(
+                    Diagnostic::new(&item.file, item.span.line, item.span.column, format!("duplicate {kind} `{n}`"))
+                        .with_hint(Some(format!("also defined at {}:{line}", file.display()))),
+                );
+            } else {
+                seen.insert(n, (&item.file, item.span.line));
+            }
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Validates the repo and returns its definitions as a catalog, or every problem found.
+pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
+    let mut ck = Checker { repo, diags: Vec::new() };
+    ck.check_names("entity", &repo.entities, |e| &e.name);
+    ck.check_names("source", &repo.sources, |s| &s.name);
+    ck.check_names("feature view", &repo.feature_views, |v| &v.name);
+    ck.check_names("feature service", &repo.feature_services, |s| &s.name);
+
+    let entities: BTreeMap<&str, _> = repo.entities.iter().map(|e| (e.def.name.as_str(), &e.def)).collect();
+    let sources: BTreeMap<&str, _> = repo.sources.iter().map(|s| (s.def.name.as_str(), s)).collect();
+    let views: BTreeMap<&str, _> = repo.feature_views.iter().map(|v| (v.def.name.as_str(), &v.def)).collect();
+
+    for e in &repo.entities {
+        if e.def.join_keys.is_empty() {
+            ck.at(e, None, "join_keys", format!("entity `{}` has no join keys", e.def.name), Some("list at least one, e.g. `join_keys: [driver_id]`".into()));
+        }
+    }
+
+    // Source schemas, probed once each.
+    let mut schemas: HashMap<&str, Option<Vec<ColumnInfo>>> = HashMap::new();
+    for s in &repo.sources {
+        match probe.columns(&repo.dir, &s.def) {
+            Ok(cols) => {
+                if let Some(cols) = &cols {
+                    check_source_columns(&mut ck, s, cols);
+                }
+                schemas.insert(s.def.name.as_str(), cols);
+            }
+            Err(msg) => ck.at(s, None, "path", format!("source `{}`: {msg}", s.def.name), None),
+        }
+    }
+
+    for v in &repo.feature_views {
+        let view = &v.def;
+        if view.entities.is_empty() {
+            ck.at(v, None, "entities", format!("feature view `{}` has no entities", view.name), Some("list the entities whose keys identify its rows".into()));
+        }
+        let mut join_keys = Vec::new();
+        for e in &view.entities {
+            match entities.get(e.as_str()) {
+                Some(ent) => join_keys.extend(ent.join_keys.iter().cloned()),
+                None => ck.at(
+                    v,
+                    Some("entities"),
+                    e,
+                    format!("feature view `{}` names unknown entity `{e}`", view.name),
+                    did_you_mean(e, entities.keys().copied()),
+                ),
+            }
+        }
+        let source = sources.get(view.source.as_str());
+        if source.is_none() {
+            ck.at(
+                v,
+                Some("source"),
+                &view.source,
+                format!("feature view `{}` names unknown source `{}`", view.name, view.source),
+                did_you_mean(&view.source, sources.keys().copied()),
+            );
+        }
+        let mut seen = HashMap::new();
+        for f in &view.features {
+            if !is_identifier(&f.name) {
+                ck.at(v, Some("features"), &f.name, format!("feature name `{}` is not an identifier", f.name), None);
+            }
+            if seen.insert(f.name.as_str(), ()).is_some() {
+                ck.at(v, Some("features"), &f.name, format!("feature view `{}` declares feature `{}` twice", view.name, f.name), None);
+            }
+            if join_keys.contains(&f.name) {
+                ck.at(v, Some("features"), &f.name, format!("feature `{}` has the name of a join key of view `{}`", f.name, view.name), None);
+            }
+        }
+        if view.features.is_empty() {
+            ck.at(v, None, "features", format!("feature view `{}` declares no features", view.name), None);
+        }
+        let (Some(source), Some(Some(cols))) = (source, source.map(|s| schemas.get(s.def.name.as_str()).cloned().flatten())) else {
+            continue;
+        };
+        let by_name: HashMap<&str, &ColumnInfo> = cols.iter().map(|c| (c.name.as_str(), c)).collect();
+        let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        for key in &join_keys {
+            if !by_name.contains_key(key.as_str()) {
+                ck.at(
+                    v,
+                    Some("entities"),
+                    view.entities.first().map(String::as_str).unwrap_or("entities"),
+                    format!("feature view `{}`: join key `{key}` is not a column of source `{}` ({})", view.name, source.def.name, source.def.path),
+                    did_you_mean(key, all.iter().copied()),
+                );
+            }
+        }
+        for f in &view.features {
+            let col = source.def.column_for_feature(&f.name);
+            match by_name.get(col) {
+                None => ck.at(
+                    v,
+                    Some("features"),
+                    &f.name,
+                    format!("feature `{}` of view `{}`: column `{col}` is not in source `{}` ({})", f.name, view.name, source.def.name, source.def.path),
+                    did_you_mean(col, all.iter().copied()).or_else(|| Some("map a differently named column with the source's `field_mapping`".into())),
+                ),
+                Some(c) if c.dtype.as_ref() != Some(&f.dtype) => ck.at(
+                    v,
+                    Some("features"),
+                    &f.name,
+                    format!("feature `{}` of view `{}` is declared `{}` but column `{col}` of source `{}` is {}", f.name, view.name, f.dtype, source.def.name, c.type_name),
+                    c.dtype.as_ref().map(|d| format!("declare it `dtype: {d}`")),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    for s in &repo.feature_services {
+        if s.def.features.is_empty() {
+            ck.at(s, None, "features", format!("feature service `{}` lists no features", s.def.name), None);
+        }
+        for r in &s.def.features {
+            let (vname, fname) = match r.split_once(':') {
+                Some((a, b)) => (a, Some(b)),
+                None => (r.as_str(), None),
+            };
+            match views.get(vname) {
+                None => ck.at(
+                    s,
+                    Some("features"),
+                    vname,
+                    format!("feature service `{}` references unknown feature view `{vname}`", s.def.name),
+                    did_you_mean(vname, views.keys().copied()),
+                ),
+                Some(view) => {
+                    if let Some(f) = fname
+                        && view.feature(f).is_none()
+                    {
+                        ck.at(
+                            s,
+                            Some("features"),
+                            f,
+                            format!("feature service `{}`: view `{vname}` has no feature `{f}`", s.def.name),
+                            did_you_mean(f, view.features.iter().map(|x| x.name.as_str())),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    if !ck.diags.is_empty() {
+        ck.diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        ck.diags.dedup();
+        return Err(CoreError::Invalid(ck.diags));
+    }
+    let mut catalog = Catalog::default();
+    for e in &repo.entities {
+        catalog.entities.insert(e.def.name.clone(), e.def.clone());
+    }
+    for s in &repo.sources {
+        catalog.sources.insert(s.def.name.clone(), s.def.clone());
+    }
+    for v in &repo.feature_views {
+        catalog.feature_views.insert(v.def.name.clone(), v.def.clone());
+    }
+    for s in &repo.feature_services {
+        catalog.feature_services.insert(s.def.name.clone(), s.def.clone());
+    }
+    Ok(catalog)
+}
+
+fn check_source_columns(ck: &mut Checker<'_>, s: &Located<Source>, cols: &[ColumnInfo]) {
+    let find = |n: &str| cols.iter().find(|c| c.name == n);
+    let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+    let mut ts_fields = vec![("timestamp_field", &s.def.timestamp_field)];
+    if let Some(c) = &s.def.created_timestamp_field {
+        ts_fields.push(("created_timestamp_field", c));
+    }
+    for (field, col) in ts_fields {
+        match find(col) {
+            None => ck.at(
+                s,
+                Some(field),
+                col,
+                format!("source `{}`: {field} `{col}` is not a column of {}", s.def.name, s.def.path),
+                did_you_mean(col, all.iter().copied()),
+            ),
+            Some(c) if c.dtype != Some(DType::Timestamp) => ck.at(
+                s,
+                Some(field),
+                col,
+                format!("source `{}`: {field} `{col}` must be a timestamp column, but it is {}", s.def.name, c.type_name),
+                None,
+            ),
+            Some(_) => {}
+        }
+    }
+    for from in s.def.field_mapping.keys() {
+        if find(from).is_none() {
+            ck.at(
+                s,
+                Some("field_mapping"),
+                from,
+                format!("source `{}`: field_mapping names column `{from}`, which is not in {}", s.def.name, s.def.path),
+                did_you_mean(from, all.iter().copied()),
+            );
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The entity table of a training-set request: join keys, an event timestamp per row, and any other
+//! columns (labels, request ids), which pass through unchanged.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+
+use crate::error::{OfflineError, OfflineResult};
+
+/// An entity table held in memory as one batch (its rows are the output's rows, in order).
+#[derive(Debug, Clone)]
+pub struct EntityTable {
+    /// Where it came from, for messages.
+    pub origin: PathBuf,
+    pub batch: RecordBatch,
+}
+
+impl EntityTable {
+    pub fn from_batches(origin: impl Into<PathBuf>, schema: SchemaRef, batches: &[RecordBatch]) -> OfflineResult<Self> {
+        Ok(EntityTable { origin: origin.into(), batch: concat_batches(&schema, batches)? })
+    }
+
+    /// Reads Parquet or CSV, by extension.
+    pub async fn read(ctx: &SessionContext, path: &Path) -> OfflineResult<Self> {
+        let err = |message: String| OfflineError::EntityTable { path: path.to_path_buf(), message };
+        if !path.exists() {
+            return Err(err("no such file".into()));
+        }
+        let s = path.to_string_lossy().into_owned();
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let df = match ext.as_str() {
+            "parquet" | "pq" => ctx.read_parquet(s, ParquetReadOptions::default()).await,
+            "csv" => ctx.read_csv(s, CsvReadOptions::new().file_extension(".csv")).await,
+            other => return Err(err(format!("unsupported extension `.{other}`: use .parquet or .csv"))),
+        }
+        .map_err(|e| err(format!("cannot read: {}", e.strip_backtrace())))?;
+        let schema = SchemaRef::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| err(format!("cannot read: {}", e.strip_backtrace())))?;
+        Self::from_batches(path, schema, &batches)
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub(crate) fn error(&self, message: impl Into<String>) -> OfflineError {
+        OfflineError::EntityTable { path: self.origin.clone(), message: message.into() }
+    }
+
+    pub(crate) fn column_names(&self) -> String {
+        self.batch.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    }
+}

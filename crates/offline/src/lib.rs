@@ -1,0 +1,20 @@
+//! asof's offline store: point-in-time correct training sets over Parquet, on DataFusion.
+//!
+//! The join is [`pit_join::PitJoinExec`], a custom `ExecutionPlan` (DataFusion 55 has no ASOF join);
+//! [`store::OfflineStore`] plans it per feature view and restores the entity table's row order.
+
+pub mod arrow_types;
+pub mod audit;
+pub mod entity_table;
+pub mod error;
+pub mod output;
+pub mod pit_join;
+pub mod probe;
+pub mod quickstart;
+pub mod source;
+pub mod store;
+pub mod timestamps;
+
+pub use entity_table::EntityTable;
+pub use error::{OfflineError, OfflineResult};
+pub use store::{LatestRows, OfflineStore, TrainingSetOptions};

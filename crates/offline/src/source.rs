@@ -1,0 +1,112 @@
+//! Reading a view's source: only the columns it needs, rows with a key and a timestamp, timestamps
+//! normalised to UTC nanoseconds, features cast to their declared types, and a time-range filter
+//! that DataFusion turns into Parquet row-group pruning.
+
+use std::path::Path;
+
+use asof_core::ResolvedView;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, cast, ident, lit};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+use crate::arrow_types::arrow_type;
+use crate::error::{OfflineError, OfflineResult};
+use crate::timestamps::nanos_expr;
+
+/// Internal column names of a scanned view; chosen not to collide with identifiers users declare.
+pub const FEATURE_TS: &str = "__asof_feature_ts";
+pub const FEATURE_CREATED: &str = "__asof_feature_created";
+
+/// The source path of a view, resolved against the repo folder (globs and directories allowed).
+pub fn source_path(repo_dir: &Path, path: &str) -> String {
+    let p = Path::new(path);
+    let full = if p.is_absolute() { p.to_path_buf() } else { repo_dir.join(p) };
+    let s = full.to_string_lossy().into_owned();
+    if full.is_dir() && !s.ends_with('/') { format!("{s}/") } else { s }
+}
+
+pub(crate) fn source_error(view: &ResolvedView, path: &str, message: impl Into<String>) -> OfflineError {
+    OfflineError::Source {
+        view: view.view.name.clone(),
+        source_name: view.source.name.clone(),
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Inclusive event-time bounds (UTC ns) beyond which no row can be used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeBounds {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+/// Scans a view's source: `keys..., __asof_feature_ts, [__asof_feature_created], features...`.
+pub async fn scan_view(
+    ctx: &SessionContext,
+    repo_dir: &Path,
+    view: &ResolvedView,
+    bounds: TimeBounds,
+) -> OfflineResult<DataFrame> {
+    let path = source_path(repo_dir, &view.source.path);
+    let opts = ParquetReadOptions { file_extension: "", ..Default::default() };
+    let df = ctx
+        .read_parquet(path.clone(), opts)
+        .await
+        .map_err(|e| source_error(view, &view.source.path, format!("cannot read Parquet: {}", e.strip_backtrace())))?;
+    let schema = df.schema().clone();
+    let field = |name: &str| {
+        schema.field_with_unqualified_name(name).map(|f| f.data_type().clone()).map_err(|_| {
+            source_error(view, &view.source.path, format!("column `{name}` is missing (columns: {})", column_list(&schema)))
+        })
+    };
+    let ts_col = &view.source.timestamp_field;
+    let ts_type = field(ts_col)?;
+    if !crate::timestamps::is_timestamp_like(&ts_type) {
+        return Err(source_error(view, &view.source.path, format!("timestamp_field `{ts_col}` is {ts_type}, not a timestamp")));
+    }
+    let mut filter = ident(ts_col).is_not_null();
+    for k in &view.join_keys {
+        field(k)?;
+        filter = filter.and(ident(k).is_not_null());
+    }
+    if let Some(max) = bounds.max {
+        filter = filter.and(ident(ts_col).lt_eq(bound_literal(max, &ts_type)));
+    }
+    if let Some(min) = bounds.min {
+        filter = filter.and(ident(ts_col).gt_eq(bound_literal(min, &ts_type)));
+    }
+    let mut select: Vec<Expr> = view.join_keys.iter().map(|k| ident(k)).collect();
+    select.push(nanos_expr(ident(ts_col)).alias(FEATURE_TS));
+    if let Some(c) = &view.source.created_timestamp_field {
+        let t = field(c)?;
+        if !crate::timestamps::is_timestamp_like(&t) {
+            return Err(source_error(view, &view.source.path, format!("created_timestamp_field `{c}` is {t}, not a timestamp")));
+        }
+        select.push(nanos_expr(ident(c)).alias(FEATURE_CREATED));
+    }
+    for f in &view.features {
+        let col = view.source.column_for_feature(&f.name);
+        let have = field(col)?;
+        let want = arrow_type(&f.dtype);
+        let e = if have == want { ident(col) } else { cast(ident(col), want) };
+        select.push(e.alias(&f.name));
+    }
+    Ok(df.filter(filter)?.select(select)?)
+}
+
+/// A literal in the column's own type, so the comparison prunes row groups instead of casting the
+/// column. Rounding may loosen the bound by less than a unit, never tighten it.
+fn bound_literal(nanos: i64, ts_type: &DataType) -> Expr {
+    let v = ScalarValue::TimestampNanosecond(Some(nanos), Some("UTC".into()));
+    match v.cast_to(ts_type) {
+        Ok(v) => lit(v),
+        Err(_) => cast(lit(v), ts_type.clone()),
+    }
+}
+
+fn column_list(schema: &datafusion::common::DFSchema) -> String {
+    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}

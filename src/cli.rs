@@ -1,0 +1,125 @@
+//! The command line: argument parsing only. Each subcommand's work is in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "asof", version, about = "A feature store that is strict about time", propagate_version = true)]
+pub struct Cli {
+    /// The feature repository folder (holds feature_store.yaml).
+    #[arg(long, global = true, default_value = ".", env = "ASOF_REPO")]
+    pub repo: PathBuf,
+    /// More logging (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a runnable quickstart repository (definitions and generated sample data) into DIR.
+    Init(InitArgs),
+    /// Show what `apply` would change in the registry; writes nothing.
+    Plan(FormatArg),
+    /// Validate the repository and write the registry.
+    Apply(FormatArg),
+    /// List registered objects.
+    Ls {
+        #[arg(value_enum)]
+        kind: Option<Kind>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show one registered object.
+    Describe {
+        #[arg(value_enum)]
+        kind: Kind,
+        name: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Build a point-in-time correct training set.
+    TrainingSet(TrainingSetArgs),
+    /// Check a training set written with --with-timestamps for feature values from the future.
+    Audit {
+        /// The training set (Parquet or CSV).
+        table: PathBuf,
+        #[arg(long, default_value = "event_timestamp")]
+        timestamp_column: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct FormatArg {
+    /// Output format: `text` for people, `json` for programs.
+    #[arg(long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    #[value(alias = "entity")]
+    Entities,
+    #[value(alias = "source")]
+    Sources,
+    #[value(alias = "view", alias = "feature-views", alias = "feature_views")]
+    Views,
+    #[value(alias = "service", alias = "feature-services", alias = "feature_services")]
+    Services,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to create the repository.
+    pub dir: PathBuf,
+    /// Only (re)generate the sample data of an existing repository.
+    #[arg(long)]
+    pub data_only: bool,
+    /// Seed of the sample data generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainingSetArgs {
+    /// Entity table (Parquet or CSV): join keys, an event timestamp, and pass-through columns.
+    #[arg(long)]
+    pub entities: PathBuf,
+    /// Feature refs, `view:feature` or `view`, comma-separated.
+    #[arg(long, value_delimiter = ',', required_unless_present = "service", conflicts_with = "service")]
+    pub features: Vec<String>,
+    /// A feature service instead of refs.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Output file (Parquet or CSV, by extension); written atomically.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Name features `view__feature`.
+    #[arg(long)]
+    pub full_feature_names: bool,
+    /// The entity table's event timestamp column.
+    #[arg(long, default_value = "event_timestamp")]
+    pub timestamp_column: String,
+    /// Add `view__event_timestamp` per view: the matched row's event time.
+    #[arg(long)]
+    pub with_timestamps: bool,
+    /// Also require the feature row's created timestamp <= the entity timestamp.
+    #[arg(long)]
+    pub filter_by_created_timestamp: bool,
+    /// Print the physical plans instead of running them.
+    #[arg(long)]
+    pub explain: bool,
+}

@@ -1,0 +1,59 @@
+//! Subcommands. Each module turns parsed arguments into library calls and prints the result.
+
+mod audit;
+mod init;
+mod registry;
+mod training_set;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use asof_core::{Registry, RepoConfig};
+
+use crate::cli::{Cli, Command};
+
+/// What every command needs: the repo folder and its config.
+pub struct Ctx {
+    pub repo: PathBuf,
+    pub quiet: bool,
+}
+
+impl Ctx {
+    pub fn config(&self) -> Result<RepoConfig> {
+        Ok(asof_core::Repo::load(&self.repo)?.config)
+    }
+
+    pub fn registry_path(&self) -> Result<PathBuf> {
+        Ok(self.config()?.registry_path(&self.repo))
+    }
+
+    pub fn registry(&self) -> Result<Registry> {
+        let path = self.registry_path()?;
+        Ok(Registry::load_required(&path)?)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx { repo: cli.repo.clone(), quiet: cli.quiet };
+    match cli.command {
+        Command::Init(args) => init::run(&args, cli.quiet),
+        Command::Plan(f) => registry::plan(&ctx, f.output, false),
+        Command::Apply(f) => registry::plan(&ctx, f.output, true),
+        Command::Ls { kind, format } => registry::ls(&ctx, kind, format.output),
+        Command::Describe { kind, name, format } => registry::describe(&ctx, kind, &name, format.output),
+        Command::TrainingSet(args) => runtime()?.block_on(training_set::run(&ctx, &args)),
+        Command::Audit { table, timestamp_column, format } => runtime()?.block_on(audit::run(&table, &timestamp_column, format.output)),
+    }
+}
+
+/// Paths in messages: relative to the current folder when possible.
+pub fn display_path(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(&cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}

@@ -1,0 +1,34 @@
+//! The `asof` command line. Parsing and printing only: the work is done by the library crates.
+
+// A binary exports nothing; `pub` here only means "used by sibling modules".
+#![allow(unreachable_pub)]
+
+mod cli;
+mod commands;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG").unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the cause chain; validation errors list one problem per line.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! init → plan → apply → plan (no changes) → edit → plan (update) → delete a view → apply (deletion).
+
+use crate::util::{TestRepo, asof, stdout_of};
+
+#[test]
+fn repo_lifecycle_shows_every_change() {
+    let r = TestRepo::init();
+    let registry = r.path("data/registry.json");
+
+    let plan = stdout_of(&mut r.run(&["plan"]));
+    assert!(plan.contains("+ feature_view driver_hourly_stats (create)"), "{plan}");
+    assert!(plan.contains("+ feature_service driver_activity (create)"), "{plan}");
+    assert!(!registry.exists(), "plan writes nothing");
+
+    let apply = stdout_of(&mut r.run(&["apply"]));
+    assert!(apply.contains("7 to create, 0 to update, 0 to delete"), "{apply}");
+    let first = std::fs::read_to_string(&registry).unwrap();
+
+    let plan = stdout_of(&mut r.run(&["plan"]));
+    assert!(plan.contains("No changes: 7 objects"), "{plan}");
+    stdout_of(&mut r.run(&["apply"]));
+    assert_eq!(std::fs::read_to_string(&registry).unwrap(), first, "an apply without changes rewrites nothing");
+
+    r.edit("drivers.yaml", "ttl: 1d", "ttl: 2d");
+    let plan = stdout_of(&mut r.run(&["plan"]));
+    assert!(plan.contains("~ feature_view driver_hourly_stats (update: ttl)"), "{plan}");
+    assert!(plan.contains("0 to create, 1 to update, 0 to delete, 6 unchanged"), "{plan}");
+
+    // Delete the customer view (and the service that uses it).
+    let customers = r.read("customers.yaml");
+    let without_view = &customers[..customers.find("feature_views:").unwrap()];
+    r.write("customers.yaml", without_view);
+    r.edit("services.yaml", r#", "customer_profile""#, "");
+    let apply = stdout_of(&mut r.run(&["apply"]));
+    assert!(apply.contains("- feature_view customer_profile (delete)"), "{apply}");
+    assert!(apply.contains("~ feature_service driver_activity (update: features)"), "{apply}");
+
+    let json = stdout_of(&mut r.run(&["ls", "views", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let views = v["feature_views"].as_array().unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0]["spec"]["ttl"], "2d");
+    assert!(views[0]["created_at"].as_str().unwrap() < views[0]["updated_at"].as_str().unwrap());
+
+    let described = stdout_of(&mut r.run(&["describe", "view", "driver_hourly_stats", "--output", "json"]));
+    let d: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(d["spec"]["features"].as_array().unwrap().len(), 3);
+    assert_eq!(d["definition_hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    asof().arg("training-set").assert().code(2);
+    asof().args(["--repo", "/nonexistent/asof-repo", "plan"]).assert().code(1);
+}
+
+#[test]
+fn init_refuses_an_existing_repo() {
+    let r = TestRepo::init();
+    let err = crate::util::stderr_of(&mut asof().arg("init").arg(&r.dir));
+    assert!(err.contains("already a feature repository; pass --data-only"), "{err}");
+    asof().arg("init").arg("--data-only").arg(&r.dir).assert().success();
+}

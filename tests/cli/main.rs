@@ -1,0 +1,8 @@
+//! End-to-end tests of the `asof` binary on real repo folders and Parquet files.
+
+#![allow(unreachable_pub)]
+
+mod errors;
+mod lifecycle;
+mod training;
+mod util;
