@@ -60,6 +60,56 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Load the latest feature values with event times in [START, END] into the online store.
+    Materialize {
+        /// `now`, `2024-05-01`, `2024-05-01T12:00:00` (UTC) or RFC 3339.
+        start: String,
+        end: String,
+        /// Only these views (comma-separated); default: every online view.
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Materialize each online view from its watermark up to END.
+    MaterializeIncremental {
+        end: String,
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Serve features over gRPC (asof.serving.v1.FeatureServing), with health and reflection.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:6566")]
+        grpc: std::net::SocketAddr,
+        /// Prometheus metrics endpoint (GET /metrics).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics: std::net::SocketAddr,
+    },
+    /// Ask a running server for online features.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Feature refs, comma-separated.
+    #[arg(long, value_delimiter = ',', required_unless_present = "service", conflicts_with = "service")]
+    pub features: Vec<String>,
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Entity key values: `driver_id=1001,1002`; repeat for composite or several keys.
+    #[arg(long = "entity", required = true)]
+    pub entities: Vec<String>,
+    /// Read as of this time (default: now).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[arg(long)]
+    pub full_feature_names: bool,
+    #[arg(long, default_value = "http://127.0.0.1:6566")]
+    pub server: String,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Clone, Copy, Args)]

@@ -2,6 +2,7 @@
 
 mod audit;
 mod init;
+mod online;
 mod registry;
 mod training_set;
 
@@ -47,6 +48,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Describe { kind, name, format } => registry::describe(&ctx, kind, &name, format.output),
         Command::TrainingSet(args) => runtime()?.block_on(training_set::run(&ctx, &args)),
         Command::Audit { table, timestamp_column, format } => runtime()?.block_on(audit::run(&table, &timestamp_column, format.output)),
+        Command::Materialize { start, end, views, format } => runtime()?.block_on(online::materialize(&ctx, Some(&start), &end, &views, format.output)),
+        Command::MaterializeIncremental { end, views, format } => runtime()?.block_on(online::materialize(&ctx, None, &end, &views, format.output)),
+        Command::Serve { grpc, metrics } => runtime()?.block_on(online::serve(&ctx, grpc, metrics)),
+        Command::Query(args) => runtime()?.block_on(online::query(&args)),
     }
 }
 

@@ -1,1 +1,40 @@
-//! placeholder
+//! asof's online stores: the latest row per (view, entity), each stored with its event timestamp.
+//!
+//! Keys and rows are encoded by `asof_core::keys` and `asof_core::value`; a store only moves bytes
+//! and enforces one rule: a write never replaces a row with an older one (it compares the rows'
+//! byte-ordered timestamp headers atomically, inside the store).
+
+mod embedded;
+mod error;
+mod redis_store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use asof_core::OnlineStoreConfig;
+
+pub use embedded::EmbeddedStore;
+pub use error::{OnlineError, OnlineResult};
+pub use redis_store::RedisStore;
+
+/// A key-value store of encoded rows.
+#[async_trait::async_trait]
+pub trait OnlineStore: Send + Sync + std::fmt::Debug {
+    /// Writes `(key, row)` pairs; a pair whose row header is not newer than the stored one is
+    /// skipped. Returns the number written.
+    async fn write(&self, rows: Vec<(Vec<u8>, Vec<u8>)>) -> OnlineResult<usize>;
+    /// Reads rows by key in one round trip; `None` where absent.
+    async fn read(&self, keys: Vec<Vec<u8>>) -> OnlineResult<Vec<Option<Vec<u8>>>>;
+    /// Removes every key starting with `prefix` (a deleted view's data). Returns how many.
+    async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize>;
+    /// A short description for logs ("redis 127.0.0.1:6379", "embedded data/online").
+    fn describe(&self) -> String;
+}
+
+/// Opens the store a repo's config names.
+pub async fn open(config: &OnlineStoreConfig, repo_dir: &Path) -> OnlineResult<Arc<dyn OnlineStore>> {
+    Ok(match config {
+        OnlineStoreConfig::Embedded { path } => Arc::new(EmbeddedStore::open(&repo_dir.join(path))?),
+        OnlineStoreConfig::Redis { connection_string, key_ttl } => Arc::new(RedisStore::connect(connection_string, *key_ttl).await?),
+    })
+}

@@ -1,1 +1,11 @@
-//! placeholder
+//! asof's server side: materialization (offline store -> online store) and the gRPC feature server.
+//! This crate composes the offline and online crates; the semantics it relies on (PIT rule, key
+//! encoding, feature naming) all live in `asof_core`.
+
+pub mod convert;
+pub mod error;
+pub mod materialize;
+pub mod proto;
+pub mod service;
+
+pub use error::{ServerError, ServerResult};

@@ -1,0 +1,30 @@
+use asof_online::OnlineError;
+
+pub type ServerResult<T> = Result<T, ServerError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Core(#[from] asof_core::CoreError),
+    #[error(transparent)]
+    Offline(#[from] asof_offline::OfflineError),
+    #[error(transparent)]
+    Online(#[from] OnlineError),
+    /// A request that cannot be served as asked.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// The one place errors become gRPC statuses.
+impl From<ServerError> for tonic::Status {
+    fn from(e: ServerError) -> Self {
+        match &e {
+            ServerError::InvalidArgument(m) => tonic::Status::invalid_argument(m.clone()),
+            ServerError::Core(asof_core::CoreError::Request(m)) => tonic::Status::invalid_argument(m.clone()),
+            ServerError::Online(OnlineError::Unavailable { .. }) => tonic::Status::unavailable(e.to_string()),
+            _ => tonic::Status::internal(e.to_string()),
+        }
+    }
+}

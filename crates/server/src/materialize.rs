@@ -1,0 +1,144 @@
+//! Materialization: the latest row per entity key of each online view, picked by the offline store's
+//! point-in-time join (the same code as training sets), written to the online store. Watermarks
+//! move in the registry only after the rows are written, so an interrupted run loses nothing and a
+//! re-run writes nothing new (rows not newer than the stored ones are skipped by the store).
+
+use std::path::Path;
+
+use asof_core::keys::{encode_entity_key, store_key};
+use asof_core::registry::Materialization;
+use asof_core::value::StoredRow;
+use asof_core::{FeatureRequest, Registry, pit, time};
+use asof_offline::OfflineStore;
+use asof_online::OnlineStore;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use serde::Serialize;
+
+use crate::convert::{key_at, value_at};
+use crate::error::{ServerError, ServerResult};
+
+/// What one view's materialization did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewReport {
+    pub view: String,
+    pub start: String,
+    pub end: String,
+    /// Keys with a row in the window (one row each).
+    pub keys: usize,
+    /// Rows written; the rest were not newer than what the store held.
+    pub written: usize,
+    pub feature_values: usize,
+}
+
+/// Rows encoded per store write.
+const CHUNK: usize = 20_000;
+
+/// The views to materialize: the named ones (which must be online), or all online views.
+pub fn select_views(registry: &Registry, names: &[String]) -> ServerResult<Vec<String>> {
+    let catalog = registry.catalog();
+    if names.is_empty() {
+        return Ok(catalog.feature_views.values().filter(|v| v.online).map(|v| v.name.clone()).collect());
+    }
+    for n in names {
+        match catalog.feature_views.get(n) {
+            None => {
+                let hint = asof_core::error::did_you_mean(n, catalog.feature_views.keys().map(String::as_str)).map(|h| format!("; {h}")).unwrap_or_default();
+                return Err(ServerError::InvalidArgument(format!("unknown feature view `{n}`{hint}")));
+            }
+            Some(v) if !v.online => return Err(ServerError::InvalidArgument(format!("feature view `{n}` is not online (`online: false`)"))),
+            Some(_) => {}
+        }
+    }
+    Ok(names.to_vec())
+}
+
+/// The window of `materialize-incremental`: from the view's watermark, or (first time) from
+/// `end - ttl`, or `end - 52 weeks` for views without a TTL (Feast's defaults).
+pub fn incremental_start(registry: &Registry, view: &str, end: i64) -> i64 {
+    if let Some(m) = registry.materialization.get(view) {
+        return time::to_nanos(m.watermark);
+    }
+    let ttl = registry.feature_views.get(view).map(|v| v.spec.ttl).unwrap_or_default();
+    pit::oldest_useful(end, ttl).unwrap_or(end - 52 * 7 * 86_400 * 1_000_000_000)
+}
+
+fn encode(project: &str, view: &asof_core::ResolvedView, batch: &RecordBatch, k: usize, has_created: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let ts = batch.column(k).as_primitive::<Int64Type>();
+    let created = has_created.then(|| batch.column(k + 1).as_primitive::<Int64Type>());
+    let first_feature = k + 1 + usize::from(has_created);
+    let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let keys: Option<Vec<_>> = (0..k).map(|c| key_at(batch.column(c), row)).collect();
+        let Some(keys) = keys else { continue };
+        let key_refs: Vec<_> = keys.iter().collect();
+        let entity = encode_entity_key(&names, &key_refs);
+        let stored = StoredRow {
+            event_ts: ts.value(row),
+            created_ts: created.and_then(|c| c.is_valid(row).then(|| c.value(row))),
+            features: view.features.iter().enumerate().map(|(j, f)| (f.name.clone(), value_at(batch.column(first_feature + j), row))).collect(),
+        };
+        out.push((store_key(project, &view.view.name, &entity), stored.encode()));
+    }
+    out
+}
+
+/// Materializes `views` over `[start, end]` (UTC ns), then records the watermarks in the registry
+/// at `registry_path`. `progress` is told rows written as they go.
+pub async fn materialize(
+    repo_dir: &Path,
+    registry_path: &Path,
+    store: &dyn OnlineStore,
+    views: &[String],
+    window: impl Fn(&Registry, &str) -> (i64, i64),
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> ServerResult<Vec<ViewReport>> {
+    let mut registry = Registry::load_required(registry_path)?;
+    let catalog = registry.catalog();
+    let offline = OfflineStore::new(repo_dir);
+    let mut reports = Vec::new();
+    for name in views {
+        let (start, end) = window(&registry, name);
+        if start > end {
+            return Err(ServerError::InvalidArgument(format!(
+                "view `{name}`: start {} is after end {}",
+                time::format_nanos(start),
+                time::format_nanos(end)
+            )));
+        }
+        let request = FeatureRequest::resolve(&catalog, std::slice::from_ref(name), false)?;
+        let view = &request.views[0];
+        let latest = offline.latest_rows(view, start, end).await?;
+        let mut report = ViewReport { view: name.clone(), start: time::format_nanos(start), end: time::format_nanos(end), keys: 0, written: 0, feature_values: 0 };
+        let mut newest: Option<i64> = None;
+        let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for batch in &latest.batches {
+            let ts = batch.column(latest.key_count).as_primitive::<Int64Type>();
+            if let Some(m) = datafusion::arrow::compute::max(ts) {
+                newest = Some(newest.map_or(m, |n| n.max(m)));
+            }
+            pending.extend(encode(&registry.project, view, batch, latest.key_count, latest.has_created));
+            while pending.len() >= CHUNK {
+                let rest = pending.split_off(CHUNK);
+                let chunk = std::mem::replace(&mut pending, rest);
+                report.keys += chunk.len();
+                report.written += store.write(chunk).await?;
+                progress(name, report.keys);
+            }
+        }
+        report.keys += pending.len();
+        report.written += store.write(pending).await?;
+        progress(name, report.keys);
+        report.feature_values = report.keys * view.features.len();
+        // Only now, with the rows in the store, does the watermark move.
+        let now = chrono::Utc::now();
+        let prev = registry.materialization.get(name);
+        let newest = newest.map(time::from_nanos).into_iter().chain(prev.and_then(|m| m.newest_event_timestamp)).max();
+        let watermark = prev.map_or(time::from_nanos(end), |m| m.watermark.max(time::from_nanos(end)));
+        registry.materialization.insert(name.clone(), Materialization { watermark, newest_event_timestamp: newest, updated_at: now });
+        registry.save(registry_path)?;
+        reports.push(report);
+    }
+    Ok(reports)
+}

@@ -1,0 +1,142 @@
+//! `asof materialize`, `materialize-incremental`, `serve` and `query`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use asof_core::time::{format_nanos, parse_instant, to_nanos};
+use asof_server::convert::{nanos, timestamp};
+use asof_server::materialize::{incremental_start, materialize as run_materialize, select_views};
+use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
+use asof_server::proto::v1::get_online_features_request::Kind;
+use asof_server::proto::v1::{FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value};
+use asof_server::service::{Serving, serve as run_serve};
+
+use super::Ctx;
+use crate::cli::{OutputFormat, QueryArgs};
+use crate::progress::{rate, spinner, thousands};
+
+pub async fn materialize(ctx: &Ctx, start: Option<&str>, end: &str, views: &[String], format: OutputFormat) -> Result<()> {
+    let started = Instant::now();
+    let config = ctx.config()?;
+    let registry_path = config.registry_path(&ctx.repo);
+    let registry = ctx.registry()?;
+    let views = select_views(&registry, views)?;
+    let end = to_nanos(parse_instant(end).map_err(anyhow::Error::msg)?);
+    let start = start.map(|s| parse_instant(s).map(to_nanos)).transpose().map_err(anyhow::Error::msg)?;
+    let store = asof_online::open(&config.online_store, &ctx.repo).await?;
+    let pb = spinner("materializing", ctx.quiet || format == OutputFormat::Json);
+    let progress = |view: &str, rows: usize| pb.set_message(format!("materializing {view}: {} rows", thousands(rows as u64)));
+    let window = |reg: &asof_core::Registry, view: &str| (start.unwrap_or_else(|| incremental_start(reg, view, end)), end);
+    let reports = run_materialize(&ctx.repo, &registry_path, store.as_ref(), &views, window, &progress).await?;
+    pb.finish_and_clear();
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    let mut rows = 0;
+    let mut values = 0;
+    for r in &reports {
+        println!("{}: [{} .. {}] {} keys, {} written ({} not newer than stored)", r.view, r.start, r.end, thousands(r.keys as u64), thousands(r.written as u64), thousands((r.keys - r.written) as u64));
+        rows += r.keys;
+        values += r.feature_values;
+    }
+    println!("Materialized into {}: {}; {}", store.describe(), rate(rows, "rows", started), rate(values, "feature values", started));
+    Ok(())
+}
+
+pub async fn serve(ctx: &Ctx, grpc: SocketAddr, metrics: SocketAddr) -> Result<()> {
+    let config = ctx.config()?;
+    let registry = ctx.registry()?;
+    let store = asof_online::open(&config.online_store, &ctx.repo).await.context("opening the online store")?;
+    let described = store.describe();
+    let views = registry.feature_views.len();
+    let serving = Serving::new(registry, store);
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        eprintln!("shutting down: finishing requests in flight");
+    };
+    let _ = metrics;
+    run_serve(serving, grpc, shutdown, move |addr| {
+        // Tests and scripts wait for this line.
+        println!("asof serving {views} feature views from {described} on grpc://{addr}");
+    })
+    .await?;
+    Ok(())
+}
+
+/// `driver_id=1001,1002` -> ("driver_id", [1001, 1002]); integers when they parse, else strings.
+fn parse_entity(arg: &str) -> Result<(String, RepeatedValue)> {
+    let Some((name, values)) = arg.split_once('=') else {
+        bail!("bad --entity `{arg}`: write `key=value[,value...]`, e.g. `driver_id=1001,1002`");
+    };
+    let values = values
+        .split(',')
+        .map(|v| Value { kind: Some(v.trim().parse::<i64>().map(value::Kind::Int64Val).unwrap_or_else(|_| value::Kind::StringVal(v.trim().to_string()))) })
+        .collect();
+    Ok((name.trim().to_string(), RepeatedValue { values }))
+}
+
+fn show(v: &Value) -> String {
+    match &v.kind {
+        None => "null".into(),
+        Some(value::Kind::BoolVal(b)) => b.to_string(),
+        Some(value::Kind::Int32Val(i)) => i.to_string(),
+        Some(value::Kind::Int64Val(i)) => i.to_string(),
+        Some(value::Kind::FloatVal(f)) => f.to_string(),
+        Some(value::Kind::DoubleVal(f)) => f.to_string(),
+        Some(value::Kind::StringVal(s)) => s.clone(),
+        Some(value::Kind::BytesVal(b)) => format!("{b:?}"),
+        Some(value::Kind::TimestampVal(t)) => format_nanos(nanos(t)),
+        Some(value::Kind::ListVal(l)) => format!("[{}]", l.values.iter().map(show).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+pub async fn query(args: &QueryArgs) -> Result<()> {
+    let mut client = FeatureServingClient::connect(args.server.clone()).await.with_context(|| format!("connecting to {}", args.server))?;
+    let entities: HashMap<String, RepeatedValue> = args.entities.iter().map(|e| parse_entity(e)).collect::<Result<_>>()?;
+    let kind = match &args.service {
+        Some(s) => Kind::FeatureService(s.clone()),
+        None => Kind::Features(FeatureList { features: args.features.clone() }),
+    };
+    let as_of = args.as_of.as_deref().map(|t| parse_instant(t).map(|d| timestamp(to_nanos(d)))).transpose().map_err(anyhow::Error::msg)?;
+    let resp = client
+        .get_online_features(GetOnlineFeaturesRequest { kind: Some(kind), entities, full_feature_names: args.full_feature_names, as_of })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    let names = resp.metadata.map(|m| m.feature_names).unwrap_or_default();
+    let rows = resp.results.first().map_or(0, |r| r.values.len());
+    if args.format.output == OutputFormat::Json {
+        let mut out = Vec::new();
+        for row in 0..rows {
+            let mut obj = serde_json::Map::new();
+            for (name, r) in names.iter().zip(&resp.results) {
+                let status = FieldStatus::try_from(r.statuses[row]).map(|s| s.as_str_name()).unwrap_or("INVALID");
+                obj.insert(name.clone(), serde_json::json!({"value": show(&r.values[row]), "status": status, "event_timestamp": r.event_timestamps[row].seconds.ne(&0).then(|| format_nanos(nanos(&r.event_timestamps[row])))}));
+            }
+            out.push(serde_json::Value::Object(obj));
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("as of {}", resp.as_of.as_ref().map(|t| format_nanos(nanos(t))).unwrap_or_default());
+    for row in 0..rows {
+        for (name, r) in names.iter().zip(&resp.results) {
+            let status = FieldStatus::try_from(r.statuses[row]).map(|s| s.as_str_name()).unwrap_or("INVALID");
+            println!("  {name:<28} {:<24} {status}", show(&r.values[row]));
+        }
+        if row + 1 < rows {
+            println!();
+        }
+    }
+    Ok(())
+}
