@@ -1,0 +1,9 @@
+//! Serving tests over real gRPC on loopback, against a real `redis-server` (started here) and the
+//! embedded store.
+
+#![allow(unreachable_pub)]
+
+mod consistency;
+mod redis_server;
+mod robustness;
+mod setup;
