@@ -53,6 +53,28 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
         );
     }
     let (registry, plan) = Registry::apply(old.as_ref(), &repo.config.project, &catalog, chrono::Utc::now());
+    let deleted_views: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "feature_view" && c.action == Action::Delete)
+        .map(|c| c.name.as_str())
+        .collect();
+    if apply && !deleted_views.is_empty() {
+        // Remove the online data first: if the store is unreachable, the registry stays as it was
+        // and a later apply retries.
+        super::runtime()?.block_on(async {
+            let store = asof_online::open(&repo.config.online_store, &ctx.repo).await?;
+            for view in &deleted_views {
+                let n = store.delete_prefix(asof_core::keys::view_prefix(&repo.config.project, view)).await.with_context(|| {
+                    format!("removing the online data of deleted view `{view}` (the registry was not changed)")
+                })?;
+                if format == OutputFormat::Text {
+                    println!("Removed {n} online rows of deleted view {view} from {}", store.describe());
+                }
+            }
+            anyhow::Ok(())
+        })?;
+    }
     if apply && (!plan.is_empty() || old.is_none()) {
         registry.save(&path).with_context(|| format!("writing registry {}", display_path(&path)))?;
     }

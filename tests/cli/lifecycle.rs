@@ -14,6 +14,8 @@ fn repo_lifecycle_shows_every_change() {
 
     let apply = stdout_of(&mut r.run(&["apply"]));
     assert!(apply.contains("7 to create, 0 to update, 0 to delete"), "{apply}");
+    let mat = stdout_of(&mut r.run(&["materialize", "2000-01-01", "now"]));
+    assert!(mat.contains("Materialized into embedded"), "{mat}");
     let first = std::fs::read_to_string(&registry).unwrap();
 
     let plan = stdout_of(&mut r.run(&["plan"]));
@@ -33,6 +35,12 @@ fn repo_lifecycle_shows_every_change() {
     r.edit("services.yaml", r#", "customer_profile""#, "");
     let apply = stdout_of(&mut r.run(&["apply"]));
     assert!(apply.contains("- feature_view customer_profile (delete)"), "{apply}");
+    let removed: usize = apply
+        .lines()
+        .find_map(|l| l.strip_prefix("Removed ").and_then(|r| r.strip_suffix(" online rows of deleted view customer_profile from embedded data/online").or_else(|| r.split(" online rows of deleted view customer_profile").next())))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no removal line in {apply}"));
+    assert!(removed > 0, "{apply}");
     assert!(apply.contains("~ feature_service driver_activity (update: features)"), "{apply}");
 
     let json = stdout_of(&mut r.run(&["ls", "views", "--output", "json"]));

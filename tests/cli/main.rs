@@ -4,5 +4,6 @@
 
 mod errors;
 mod lifecycle;
+mod online;
 mod training;
 mod util;
