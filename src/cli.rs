@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "asof", version, about = "A feature store that is strict about time", propagate_version = true)]
+#[command(
+    name = "asof",
+    version,
+    about = "A feature store that is strict about time",
+    propagate_version = true
+)]
 pub struct Cli {
     /// The feature repository folder (holds feature_store.yaml).
     #[arg(long, global = true, default_value = ".", env = "ASOF_REPO")]
@@ -94,7 +99,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// Feature refs, comma-separated.
-    #[arg(long, value_delimiter = ',', required_unless_present = "service", conflicts_with = "service")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "service",
+        conflicts_with = "service"
+    )]
     pub features: Vec<String>,
     #[arg(long)]
     pub service: Option<String>,
@@ -127,7 +137,11 @@ pub enum Kind {
     Sources,
     #[value(alias = "view", alias = "feature-views", alias = "feature_views")]
     Views,
-    #[value(alias = "service", alias = "feature-services", alias = "feature_services")]
+    #[value(
+        alias = "service",
+        alias = "feature-services",
+        alias = "feature_services"
+    )]
     Services,
 }
 
@@ -149,7 +163,12 @@ pub struct TrainingSetArgs {
     #[arg(long)]
     pub entities: PathBuf,
     /// Feature refs, `view:feature` or `view`, comma-separated.
-    #[arg(long, value_delimiter = ',', required_unless_present = "service", conflicts_with = "service")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "service",
+        conflicts_with = "service"
+    )]
     pub features: Vec<String>,
     /// A feature service instead of refs.
     #[arg(long)]

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
         _ => "trace",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG").unwrap_or_else(|_| level.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG")
+                .unwrap_or_else(|_| level.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match commands::run(cli) {

@@ -17,14 +17,22 @@ pub async fn run(table: &Path, timestamp_column: &str, format: OutputFormat) -> 
             for v in &report.violations {
                 println!(
                     "LEAK {}: {} row(s) use a feature from after the row's time; first at row {} ({} > {})",
-                    v.column, v.rows, v.first_row, v.first_row_feature_timestamp, v.first_row_event_timestamp
+                    v.column,
+                    v.rows,
+                    v.first_row,
+                    v.first_row_feature_timestamp,
+                    v.first_row_event_timestamp
                 );
             }
         }
     }
     if !report.passed() {
         let total: usize = report.violations.iter().map(|v| v.rows).sum();
-        bail!("{}: {total} feature value(s) from the future in {} column(s)", display_path(table), report.violations.len());
+        bail!(
+            "{}: {total} feature value(s) from the future in {} column(s)",
+            display_path(table),
+            report.violations.len()
+        );
     }
     if format == OutputFormat::Text {
         println!(

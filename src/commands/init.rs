@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-
 use anyhow::{Result, bail};
 use asof_offline::quickstart::{REPO_FILES, generate_data};
 
@@ -15,11 +14,18 @@ pub fn run(args: &InitArgs, quiet: bool) -> Result<()> {
     let config = dir.join(asof_core::config::CONFIG_FILE);
     if args.data_only {
         if !config.exists() {
-            bail!("{} is not a feature repository (no feature_store.yaml); run `asof init {}` without --data-only", dir.display(), dir.display());
+            bail!(
+                "{} is not a feature repository (no feature_store.yaml); run `asof init {}` without --data-only",
+                dir.display(),
+                dir.display()
+            );
         }
     } else {
         if config.exists() {
-            bail!("{} is already a feature repository; pass --data-only to regenerate its sample data", dir.display());
+            bail!(
+                "{} is already a feature repository; pass --data-only to regenerate its sample data",
+                dir.display()
+            );
         }
         for (name, text) in REPO_FILES {
             asof_core::atomic::write_atomic(&dir.join(name), |w| w.write_all(text.as_bytes()))?;
@@ -39,7 +45,11 @@ pub fn run(args: &InitArgs, quiet: bool) -> Result<()> {
             println!("  {file} ({} rows)", thousands(*n as u64));
             rows += n;
         }
-        println!("Generated {} up to {}", rate(rows, "rows", started), asof_core::time::format_nanos(now_us * 1000));
+        println!(
+            "Generated {} up to {}",
+            rate(rows, "rows", started),
+            asof_core::time::format_nanos(now_us * 1000)
+        );
         println!("Next: asof --repo {} apply", dir.display());
     }
     Ok(())

@@ -35,21 +35,46 @@ impl Ctx {
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    let ctx = Ctx { repo: cli.repo.clone(), quiet: cli.quiet };
+    let ctx = Ctx {
+        repo: cli.repo.clone(),
+        quiet: cli.quiet,
+    };
     match cli.command {
         Command::Init(args) => init::run(&args, cli.quiet),
         Command::Plan(f) => registry::plan(&ctx, f.output, false),
         Command::Apply(f) => registry::plan(&ctx, f.output, true),
         Command::Ls { kind, format } => registry::ls(&ctx, kind, format.output),
-        Command::Describe { kind, name, format } => registry::describe(&ctx, kind, &name, format.output),
+        Command::Describe { kind, name, format } => {
+            registry::describe(&ctx, kind, &name, format.output)
+        }
         Command::TrainingSet(args) => runtime()?.block_on(training_set::run(&ctx, &args)),
-        Command::Audit { table, timestamp_column, format } => runtime()?.block_on(audit::run(&table, &timestamp_column, format.output)),
-        Command::Materialize { start, end, views, format } => runtime()?.block_on(online::materialize(&ctx, Some(&start), &end, &views, format.output)),
-        Command::MaterializeIncremental { end, views, format } => runtime()?.block_on(online::materialize(&ctx, None, &end, &views, format.output)),
+        Command::Audit {
+            table,
+            timestamp_column,
+            format,
+        } => runtime()?.block_on(audit::run(&table, &timestamp_column, format.output)),
+        Command::Materialize {
+            start,
+            end,
+            views,
+            format,
+        } => runtime()?.block_on(online::materialize(
+            &ctx,
+            Some(&start),
+            &end,
+            &views,
+            format.output,
+        )),
+        Command::MaterializeIncremental { end, views, format } => {
+            runtime()?.block_on(online::materialize(&ctx, None, &end, &views, format.output))
+        }
         Command::Serve { grpc, metrics } => runtime()?.block_on(online::serve(&ctx, grpc, metrics)),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),
     }

@@ -10,26 +10,55 @@ use asof_server::convert::{nanos, timestamp};
 use asof_server::materialize::{incremental_start, materialize as run_materialize, select_views};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::get_online_features_request::Kind;
-use asof_server::proto::v1::{FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value};
+use asof_server::proto::v1::{
+    FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value,
+};
 use asof_server::service::{Serving, serve as run_serve};
 
 use super::Ctx;
 use crate::cli::{OutputFormat, QueryArgs};
 use crate::progress::{rate, spinner, thousands};
 
-pub async fn materialize(ctx: &Ctx, start: Option<&str>, end: &str, views: &[String], format: OutputFormat) -> Result<()> {
+pub async fn materialize(
+    ctx: &Ctx,
+    start: Option<&str>,
+    end: &str,
+    views: &[String],
+    format: OutputFormat,
+) -> Result<()> {
     let started = Instant::now();
     let config = ctx.config()?;
     let registry_path = config.registry_path(&ctx.repo);
     let registry = ctx.registry()?;
     let views = select_views(&registry, views)?;
     let end = to_nanos(parse_instant(end).map_err(anyhow::Error::msg)?);
-    let start = start.map(|s| parse_instant(s).map(to_nanos)).transpose().map_err(anyhow::Error::msg)?;
+    let start = start
+        .map(|s| parse_instant(s).map(to_nanos))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let store = asof_online::open(&config.online_store, &ctx.repo).await?;
     let pb = spinner("materializing", ctx.quiet || format == OutputFormat::Json);
-    let progress = |view: &str, rows: usize| pb.set_message(format!("materializing {view}: {} rows", thousands(rows as u64)));
-    let window = |reg: &asof_core::Registry, view: &str| (start.unwrap_or_else(|| incremental_start(reg, view, end)), end);
-    let reports = run_materialize(&ctx.repo, &registry_path, store.as_ref(), &views, window, &progress).await?;
+    let progress = |view: &str, rows: usize| {
+        pb.set_message(format!(
+            "materializing {view}: {} rows",
+            thousands(rows as u64)
+        ))
+    };
+    let window = |reg: &asof_core::Registry, view: &str| {
+        (
+            start.unwrap_or_else(|| incremental_start(reg, view, end)),
+            end,
+        )
+    };
+    let reports = run_materialize(
+        &ctx.repo,
+        &registry_path,
+        store.as_ref(),
+        &views,
+        window,
+        &progress,
+    )
+    .await?;
     pb.finish_and_clear();
     if format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -38,18 +67,33 @@ pub async fn materialize(ctx: &Ctx, start: Option<&str>, end: &str, views: &[Str
     let mut rows = 0;
     let mut values = 0;
     for r in &reports {
-        println!("{}: [{} .. {}] {} keys, {} written ({} not newer than stored)", r.view, r.start, r.end, thousands(r.keys as u64), thousands(r.written as u64), thousands((r.keys - r.written) as u64));
+        println!(
+            "{}: [{} .. {}] {} keys, {} written ({} not newer than stored)",
+            r.view,
+            r.start,
+            r.end,
+            thousands(r.keys as u64),
+            thousands(r.written as u64),
+            thousands((r.keys - r.written) as u64)
+        );
         rows += r.keys;
         values += r.feature_values;
     }
-    println!("Materialized into {}: {}; {}", store.describe(), rate(rows, "rows", started), rate(values, "feature values", started));
+    println!(
+        "Materialized into {}: {}; {}",
+        store.describe(),
+        rate(rows, "rows", started),
+        rate(values, "feature values", started)
+    );
     Ok(())
 }
 
 pub async fn serve(ctx: &Ctx, grpc: SocketAddr, metrics: SocketAddr) -> Result<()> {
     let config = ctx.config()?;
     let registry = ctx.registry()?;
-    let store = asof_online::open(&config.online_store, &ctx.repo).await.context("opening the online store")?;
+    let store = asof_online::open(&config.online_store, &ctx.repo)
+        .await
+        .context("opening the online store")?;
     let described = store.describe();
     let views = registry.feature_views.len();
     let serving = Serving::new(registry, store);
@@ -57,20 +101,28 @@ pub async fn serve(ctx: &Ctx, grpc: SocketAddr, metrics: SocketAddr) -> Result<(
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
         eprintln!("shutting down: finishing requests in flight");
     };
-    let _ = metrics;
-    run_serve(serving, grpc, shutdown, move |addr| {
+    let metrics_listener = asof_server::metrics::Metrics::bind(metrics).await?;
+    eprintln!(
+        "metrics on http://{}/metrics",
+        metrics_listener.local_addr()?
+    );
+    let metrics_task = tokio::spawn(serving.metrics().serve(metrics_listener));
+    let served = run_serve(serving, grpc, shutdown, move |addr| {
         // Tests and scripts wait for this line.
         println!("asof serving {views} feature views from {described} on grpc://{addr}");
     })
-    .await?;
-    Ok(())
+    .await;
+    metrics_task.abort();
+    Ok(served?)
 }
 
 /// `driver_id=1001,1002` -> ("driver_id", [1001, 1002]); integers when they parse, else strings.
@@ -80,7 +132,14 @@ fn parse_entity(arg: &str) -> Result<(String, RepeatedValue)> {
     };
     let values = values
         .split(',')
-        .map(|v| Value { kind: Some(v.trim().parse::<i64>().map(value::Kind::Int64Val).unwrap_or_else(|_| value::Kind::StringVal(v.trim().to_string()))) })
+        .map(|v| Value {
+            kind: Some(
+                v.trim()
+                    .parse::<i64>()
+                    .map(value::Kind::Int64Val)
+                    .unwrap_or_else(|_| value::Kind::StringVal(v.trim().to_string())),
+            ),
+        })
         .collect();
     Ok((name.trim().to_string(), RepeatedValue { values }))
 }
@@ -96,20 +155,41 @@ fn show(v: &Value) -> String {
         Some(value::Kind::StringVal(s)) => s.clone(),
         Some(value::Kind::BytesVal(b)) => format!("{b:?}"),
         Some(value::Kind::TimestampVal(t)) => format_nanos(nanos(t)),
-        Some(value::Kind::ListVal(l)) => format!("[{}]", l.values.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Some(value::Kind::ListVal(l)) => format!(
+            "[{}]",
+            l.values.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
 pub async fn query(args: &QueryArgs) -> Result<()> {
-    let mut client = FeatureServingClient::connect(args.server.clone()).await.with_context(|| format!("connecting to {}", args.server))?;
-    let entities: HashMap<String, RepeatedValue> = args.entities.iter().map(|e| parse_entity(e)).collect::<Result<_>>()?;
+    let mut client = FeatureServingClient::connect(args.server.clone())
+        .await
+        .with_context(|| format!("connecting to {}", args.server))?;
+    let entities: HashMap<String, RepeatedValue> = args
+        .entities
+        .iter()
+        .map(|e| parse_entity(e))
+        .collect::<Result<_>>()?;
     let kind = match &args.service {
         Some(s) => Kind::FeatureService(s.clone()),
-        None => Kind::Features(FeatureList { features: args.features.clone() }),
+        None => Kind::Features(FeatureList {
+            features: args.features.clone(),
+        }),
     };
-    let as_of = args.as_of.as_deref().map(|t| parse_instant(t).map(|d| timestamp(to_nanos(d)))).transpose().map_err(anyhow::Error::msg)?;
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|t| parse_instant(t).map(|d| timestamp(to_nanos(d))))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let resp = client
-        .get_online_features(GetOnlineFeaturesRequest { kind: Some(kind), entities, full_feature_names: args.full_feature_names, as_of })
+        .get_online_features(GetOnlineFeaturesRequest {
+            kind: Some(kind),
+            entities,
+            full_feature_names: args.full_feature_names,
+            as_of,
+        })
         .await
         .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
         .into_inner();
@@ -120,7 +200,9 @@ pub async fn query(args: &QueryArgs) -> Result<()> {
         for row in 0..rows {
             let mut obj = serde_json::Map::new();
             for (name, r) in names.iter().zip(&resp.results) {
-                let status = FieldStatus::try_from(r.statuses[row]).map(|s| s.as_str_name()).unwrap_or("INVALID");
+                let status = FieldStatus::try_from(r.statuses[row])
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("INVALID");
                 obj.insert(name.clone(), serde_json::json!({"value": show(&r.values[row]), "status": status, "event_timestamp": r.event_timestamps[row].seconds.ne(&0).then(|| format_nanos(nanos(&r.event_timestamps[row])))}));
             }
             out.push(serde_json::Value::Object(obj));
@@ -128,10 +210,18 @@ pub async fn query(args: &QueryArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("as of {}", resp.as_of.as_ref().map(|t| format_nanos(nanos(t))).unwrap_or_default());
+    println!(
+        "as of {}",
+        resp.as_of
+            .as_ref()
+            .map(|t| format_nanos(nanos(t)))
+            .unwrap_or_default()
+    );
     for row in 0..rows {
         for (name, r) in names.iter().zip(&resp.results) {
-            let status = FieldStatus::try_from(r.statuses[row]).map(|s| s.as_str_name()).unwrap_or("INVALID");
+            let status = FieldStatus::try_from(r.statuses[row])
+                .map(|s| s.as_str_name())
+                .unwrap_or("INVALID");
             println!("  {name:<28} {:<24} {status}", show(&r.values[row]));
         }
         if row + 1 < rows {

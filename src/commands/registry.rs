@@ -11,18 +11,31 @@ use crate::cli::{Kind, OutputFormat};
 
 fn print_plan(project: &str, plan: &Plan, applied: bool, format: OutputFormat) -> Result<()> {
     if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({"project": project, "applied": applied, "changes": plan.changes, "unchanged": plan.unchanged}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"project": project, "applied": applied, "changes": plan.changes, "unchanged": plan.unchanged})
+            )?
+        );
         return Ok(());
     }
     if plan.is_empty() {
-        println!("No changes: {} objects of project {project} are up to date.", plan.unchanged);
+        println!(
+            "No changes: {} objects of project {project} are up to date.",
+            plan.unchanged
+        );
         return Ok(());
     }
-    println!("{} project {project}:", if applied { "Applied to" } else { "Plan for" });
+    println!(
+        "{} project {project}:",
+        if applied { "Applied to" } else { "Plan for" }
+    );
     for c in &plan.changes {
         match &c.action {
             Action::Create => println!("  + {} {} (create)", c.kind, c.name),
-            Action::Update { fields } => println!("  ~ {} {} (update: {})", c.kind, c.name, fields.join(", ")),
+            Action::Update { fields } => {
+                println!("  ~ {} {} (update: {})", c.kind, c.name, fields.join(", "))
+            }
             Action::Delete => println!("  - {} {} (delete)", c.kind, c.name),
         }
     }
@@ -52,7 +65,12 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
             repo.config.project
         );
     }
-    let (registry, plan) = Registry::apply(old.as_ref(), &repo.config.project, &catalog, chrono::Utc::now());
+    let (registry, plan) = Registry::apply(
+        old.as_ref(),
+        &repo.config.project,
+        &catalog,
+        chrono::Utc::now(),
+    );
     let deleted_views: Vec<&str> = plan
         .changes
         .iter()
@@ -76,7 +94,9 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
         })?;
     }
     if apply && (!plan.is_empty() || old.is_none()) {
-        registry.save(&path).with_context(|| format!("writing registry {}", display_path(&path)))?;
+        registry
+            .save(&path)
+            .with_context(|| format!("writing registry {}", display_path(&path)))?;
     }
     print_plan(&repo.config.project, &plan, apply, format)?;
     if apply && !plan.is_empty() && format == OutputFormat::Text {
@@ -86,8 +106,12 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
 }
 
 fn records(reg: &Registry, kind: Kind) -> Vec<(String, serde_json::Value)> {
-    fn to_json<T: serde::Serialize>(m: &std::collections::BTreeMap<String, asof_core::registry::Record<T>>) -> Vec<(String, serde_json::Value)> {
-        m.iter().map(|(k, r)| (k.clone(), serde_json::to_value(r).unwrap_or_default())).collect()
+    fn to_json<T: serde::Serialize>(
+        m: &std::collections::BTreeMap<String, asof_core::registry::Record<T>>,
+    ) -> Vec<(String, serde_json::Value)> {
+        m.iter()
+            .map(|(k, r)| (k.clone(), serde_json::to_value(r).unwrap_or_default()))
+            .collect()
     }
     match kind {
         Kind::Entities => to_json(&reg.entities),
@@ -109,24 +133,42 @@ fn kind_name(kind: Kind) -> &'static str {
 /// A one-line summary of an object for `ls`.
 fn summary(kind: Kind, reg: &Registry, name: &str) -> String {
     match kind {
-        Kind::Entities => format!("join_keys: {}", reg.entities[name].spec.join_keys.join(", ")),
+        Kind::Entities => format!(
+            "join_keys: {}",
+            reg.entities[name].spec.join_keys.join(", ")
+        ),
         Kind::Sources => format!("path: {}", reg.sources[name].spec.path),
         Kind::Views => {
             let v = &reg.feature_views[name].spec;
-            let wm = reg.materialization.get(name).map(|m| format!(", materialized to {}", m.watermark.to_rfc3339())).unwrap_or_default();
-            format!("entities: {}, features: {}, ttl: {}{wm}", v.entities.join(", "), v.features.len(), v.ttl)
+            let wm = reg
+                .materialization
+                .get(name)
+                .map(|m| format!(", materialized to {}", m.watermark.to_rfc3339()))
+                .unwrap_or_default();
+            format!(
+                "entities: {}, features: {}, ttl: {}{wm}",
+                v.entities.join(", "),
+                v.features.len(),
+                v.ttl
+            )
         }
-        Kind::Services => format!("features: {}", reg.feature_services[name].spec.features.join(", ")),
+        Kind::Services => format!(
+            "features: {}",
+            reg.feature_services[name].spec.features.join(", ")
+        ),
     }
 }
 
 pub fn ls(ctx: &Ctx, kind: Option<Kind>, format: OutputFormat) -> Result<()> {
     let reg = ctx.registry()?;
-    let kinds = kind.map(|k| vec![k]).unwrap_or_else(|| vec![Kind::Entities, Kind::Sources, Kind::Views, Kind::Services]);
+    let kinds = kind
+        .map(|k| vec![k])
+        .unwrap_or_else(|| vec![Kind::Entities, Kind::Sources, Kind::Views, Kind::Services]);
     if format == OutputFormat::Json {
         let mut out = serde_json::Map::new();
         for k in kinds {
-            let names: Vec<serde_json::Value> = records(&reg, k).into_iter().map(|(_, v)| v).collect();
+            let names: Vec<serde_json::Value> =
+                records(&reg, k).into_iter().map(|(_, v)| v).collect();
             out.insert(kind_name(k).into(), names.into());
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -146,8 +188,13 @@ pub fn describe(ctx: &Ctx, kind: Kind, name: &str, format: OutputFormat) -> Resu
     let reg = ctx.registry()?;
     let recs = records(&reg, kind);
     let Some((_, value)) = recs.iter().find(|(n, _)| n == name) else {
-        let hint = asof_core::error::did_you_mean(name, recs.iter().map(|(n, _)| n.as_str())).map(|h| format!("; {h}")).unwrap_or_default();
-        bail!("no {} named `{name}` in the registry{hint}", kind_name(kind).trim_end_matches('s'));
+        let hint = asof_core::error::did_you_mean(name, recs.iter().map(|(n, _)| n.as_str()))
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        bail!(
+            "no {} named `{name}` in the registry{hint}",
+            kind_name(kind).trim_end_matches('s')
+        );
     };
     let mut value = value.clone();
     if kind == Kind::Views

@@ -31,10 +31,18 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
         print!("{}", store.explain(&entities, &request, &opts).await?);
         return Ok(());
     }
-    let pb = spinner(&format!("joining {} entity rows with {} view(s)", entities.num_rows(), request.views.len()), ctx.quiet);
+    let pb = spinner(
+        &format!(
+            "joining {} entity rows with {} view(s)",
+            entities.num_rows(),
+            request.views.len()
+        ),
+        ctx.quiet,
+    );
     let table = store.training_set(&entities, &request, &opts).await?;
     pb.set_message(format!("writing {}", display_path(&args.output)));
-    write_table(&args.output, &[table.clone()]).with_context(|| format!("writing {}", display_path(&args.output)))?;
+    write_table(&args.output, &[table.clone()])
+        .with_context(|| format!("writing {}", display_path(&args.output)))?;
     pb.finish_and_clear();
     if !ctx.quiet {
         println!(

@@ -6,7 +6,10 @@ use crate::util::{TestRepo, stderr_of};
 /// Runs `apply` expecting failure; checks the registry was not written and returns stderr.
 fn apply_fails(r: &TestRepo) -> String {
     let err = stderr_of(&mut r.run(&["apply"]));
-    assert!(!r.path("data/registry.json").exists(), "a failed apply wrote the registry");
+    assert!(
+        !r.path("data/registry.json").exists(),
+        "a failed apply wrote the registry"
+    );
     assert!(err.starts_with("error: "), "{err}");
     err
 }
@@ -14,7 +17,11 @@ fn apply_fails(r: &TestRepo) -> String {
 #[test]
 fn yaml_syntax_error() {
     let r = TestRepo::init();
-    r.edit("drivers.yaml", "join_keys: [driver_id]", "join_keys: [driver_id");
+    r.edit(
+        "drivers.yaml",
+        "join_keys: [driver_id]",
+        "join_keys: [driver_id",
+    );
     let err = apply_fails(&r);
     assert!(err.contains("drivers.yaml:"), "{err}");
 }
@@ -26,15 +33,24 @@ fn unknown_field_suggests_the_field() {
     let line = r.line_of("drivers.yaml", "ttll");
     let err = apply_fails(&r);
     assert!(err.contains(&format!("drivers.yaml:{line}:")), "{err}");
-    assert!(err.contains("unknown field `ttll`") && err.contains("did you mean `ttl`?"), "{err}");
+    assert!(
+        err.contains("unknown field `ttll`") && err.contains("did you mean `ttl`?"),
+        "{err}"
+    );
 }
 
 #[test]
 fn duplicate_names_across_files() {
     let r = TestRepo::init();
-    r.write("more/extra.yaml", "entities:\n  - name: driver\n    join_keys: [driver_id]\n");
+    r.write(
+        "more/extra.yaml",
+        "entities:\n  - name: driver\n    join_keys: [driver_id]\n",
+    );
     let err = apply_fails(&r);
-    assert!(err.contains("more/extra.yaml:2:11: duplicate entity `driver`"), "{err}");
+    assert!(
+        err.contains("more/extra.yaml:2:11: duplicate entity `driver`"),
+        "{err}"
+    );
     assert!(err.contains("also defined at drivers.yaml:2"), "{err}");
 }
 
@@ -50,13 +66,29 @@ fn unknown_entity_suggests_the_near_match() {
 #[test]
 fn unknown_source_and_unknown_feature_in_a_service() {
     let r = TestRepo::init();
-    r.edit("drivers.yaml", "source: driver_stats_source", "source: driver_stat_source");
-    r.edit("services.yaml", "driver_hourly_stats:acc_rate", "driver_hourly_stats:acc_rat");
+    r.edit(
+        "drivers.yaml",
+        "source: driver_stats_source",
+        "source: driver_stat_source",
+    );
+    r.edit(
+        "services.yaml",
+        "driver_hourly_stats:acc_rate",
+        "driver_hourly_stats:acc_rat",
+    );
     let err = apply_fails(&r);
     let src_line = r.line_of("drivers.yaml", "source: driver_stat_source");
     let svc_line = r.line_of("services.yaml", "acc_rat");
-    assert!(err.contains(&format!("drivers.yaml:{src_line}:")) && err.contains("did you mean `driver_stats_source`?"), "{err}");
-    assert!(err.contains(&format!("services.yaml:{svc_line}:")) && err.contains("has no feature `acc_rat`; did you mean `acc_rate`?"), "{err}");
+    assert!(
+        err.contains(&format!("drivers.yaml:{src_line}:"))
+            && err.contains("did you mean `driver_stats_source`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("services.yaml:{svc_line}:"))
+            && err.contains("has no feature `acc_rat`; did you mean `acc_rate`?"),
+        "{err}"
+    );
     assert!(err.contains("2 errors in the feature repository"), "{err}");
 }
 
@@ -66,37 +98,79 @@ fn bad_duration() {
     r.edit("drivers.yaml", "ttl: 1d", "ttl: 1y");
     let line = r.line_of("drivers.yaml", "ttl: 1y");
     let err = apply_fails(&r);
-    assert!(err.contains(&format!("drivers.yaml:{line}:")) && err.contains("bad duration `1y`"), "{err}");
+    assert!(
+        err.contains(&format!("drivers.yaml:{line}:")) && err.contains("bad duration `1y`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_dtype() {
     let r = TestRepo::init();
-    r.edit("drivers.yaml", "{name: acc_rate, dtype: float32}", "{name: acc_rate, dtype: flaot32}");
+    r.edit(
+        "drivers.yaml",
+        "{name: acc_rate, dtype: float32}",
+        "{name: acc_rate, dtype: flaot32}",
+    );
     let line = r.line_of("drivers.yaml", "flaot32");
     let err = apply_fails(&r);
-    assert!(err.contains(&format!("drivers.yaml:{line}:")) && err.contains("did you mean `float32`"), "{err}");
+    assert!(
+        err.contains(&format!("drivers.yaml:{line}:")) && err.contains("did you mean `float32`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn schema_checks_against_the_parquet() {
     let r = TestRepo::init();
     // A join key the source lacks, a feature column of another type, a timestamp that is no timestamp.
-    r.edit("drivers.yaml", "join_keys: [driver_id]", "join_keys: [driver_key]");
-    r.edit("drivers.yaml", "{name: avg_daily_trips, dtype: int64}", "{name: avg_daily_trips, dtype: float64}");
-    r.edit("customers.yaml", "timestamp_field: event_timestamp", "timestamp_field: lifetime_trip_count");
+    r.edit(
+        "drivers.yaml",
+        "join_keys: [driver_id]",
+        "join_keys: [driver_key]",
+    );
+    r.edit(
+        "drivers.yaml",
+        "{name: avg_daily_trips, dtype: int64}",
+        "{name: avg_daily_trips, dtype: float64}",
+    );
+    r.edit(
+        "customers.yaml",
+        "timestamp_field: event_timestamp",
+        "timestamp_field: lifetime_trip_count",
+    );
     let err = apply_fails(&r);
-    assert!(err.contains("join key `driver_key` is not a column of source `driver_stats_source`") && err.contains("did you mean `driver_id`?"), "{err}");
+    assert!(
+        err.contains("join key `driver_key` is not a column of source `driver_stats_source`")
+            && err.contains("did you mean `driver_id`?"),
+        "{err}"
+    );
     let line = r.line_of("drivers.yaml", "avg_daily_trips, dtype: float64");
-    assert!(err.contains(&format!("drivers.yaml:{line}:")) && err.contains("is declared `float64` but column `trips_today`") && err.contains("declare it `dtype: int64`"), "{err}");
+    assert!(
+        err.contains(&format!("drivers.yaml:{line}:"))
+            && err.contains("is declared `float64` but column `trips_today`")
+            && err.contains("declare it `dtype: int64`"),
+        "{err}"
+    );
     let line = r.line_of("customers.yaml", "timestamp_field: lifetime_trip_count");
-    assert!(err.contains(&format!("customers.yaml:{line}:")) && err.contains("must be a timestamp column, but it is Int64"), "{err}");
+    assert!(
+        err.contains(&format!("customers.yaml:{line}:"))
+            && err.contains("must be a timestamp column, but it is Int64"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_column_suggests_field_mapping() {
     let r = TestRepo::init();
-    r.edit("drivers.yaml", "field_mapping: {trips_today: avg_daily_trips}", "field_mapping: {}");
+    r.edit(
+        "drivers.yaml",
+        "field_mapping: {trips_today: avg_daily_trips}",
+        "field_mapping: {}",
+    );
     let err = apply_fails(&r);
-    assert!(err.contains("column `avg_daily_trips` is not in source") && err.contains("field_mapping"), "{err}");
+    assert!(
+        err.contains("column `avg_daily_trips` is not in source") && err.contains("field_mapping"),
+        "{err}"
+    );
 }

@@ -8,12 +8,21 @@ fn repo_lifecycle_shows_every_change() {
     let registry = r.path("data/registry.json");
 
     let plan = stdout_of(&mut r.run(&["plan"]));
-    assert!(plan.contains("+ feature_view driver_hourly_stats (create)"), "{plan}");
-    assert!(plan.contains("+ feature_service driver_activity (create)"), "{plan}");
+    assert!(
+        plan.contains("+ feature_view driver_hourly_stats (create)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("+ feature_service driver_activity (create)"),
+        "{plan}"
+    );
     assert!(!registry.exists(), "plan writes nothing");
 
     let apply = stdout_of(&mut r.run(&["apply"]));
-    assert!(apply.contains("7 to create, 0 to update, 0 to delete"), "{apply}");
+    assert!(
+        apply.contains("7 to create, 0 to update, 0 to delete"),
+        "{apply}"
+    );
     let mat = stdout_of(&mut r.run(&["materialize", "2000-01-01", "now"]));
     assert!(mat.contains("Materialized into embedded"), "{mat}");
     let first = std::fs::read_to_string(&registry).unwrap();
@@ -21,12 +30,22 @@ fn repo_lifecycle_shows_every_change() {
     let plan = stdout_of(&mut r.run(&["plan"]));
     assert!(plan.contains("No changes: 7 objects"), "{plan}");
     stdout_of(&mut r.run(&["apply"]));
-    assert_eq!(std::fs::read_to_string(&registry).unwrap(), first, "an apply without changes rewrites nothing");
+    assert_eq!(
+        std::fs::read_to_string(&registry).unwrap(),
+        first,
+        "an apply without changes rewrites nothing"
+    );
 
     r.edit("drivers.yaml", "ttl: 1d", "ttl: 2d");
     let plan = stdout_of(&mut r.run(&["plan"]));
-    assert!(plan.contains("~ feature_view driver_hourly_stats (update: ttl)"), "{plan}");
-    assert!(plan.contains("0 to create, 1 to update, 0 to delete, 6 unchanged"), "{plan}");
+    assert!(
+        plan.contains("~ feature_view driver_hourly_stats (update: ttl)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("0 to create, 1 to update, 0 to delete, 6 unchanged"),
+        "{plan}"
+    );
 
     // Delete the customer view (and the service that uses it).
     let customers = r.read("customers.yaml");
@@ -34,14 +53,30 @@ fn repo_lifecycle_shows_every_change() {
     r.write("customers.yaml", without_view);
     r.edit("services.yaml", r#", "customer_profile""#, "");
     let apply = stdout_of(&mut r.run(&["apply"]));
-    assert!(apply.contains("- feature_view customer_profile (delete)"), "{apply}");
+    assert!(
+        apply.contains("- feature_view customer_profile (delete)"),
+        "{apply}"
+    );
     let removed: usize = apply
         .lines()
-        .find_map(|l| l.strip_prefix("Removed ").and_then(|r| r.strip_suffix(" online rows of deleted view customer_profile from embedded data/online").or_else(|| r.split(" online rows of deleted view customer_profile").next())))
+        .find_map(|l| {
+            l.strip_prefix("Removed ").and_then(|r| {
+                r.strip_suffix(
+                    " online rows of deleted view customer_profile from embedded data/online",
+                )
+                .or_else(|| {
+                    r.split(" online rows of deleted view customer_profile")
+                        .next()
+                })
+            })
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no removal line in {apply}"));
     assert!(removed > 0, "{apply}");
-    assert!(apply.contains("~ feature_service driver_activity (update: features)"), "{apply}");
+    assert!(
+        apply.contains("~ feature_service driver_activity (update: features)"),
+        "{apply}"
+    );
 
     let json = stdout_of(&mut r.run(&["ls", "views", "--output", "json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -50,7 +85,13 @@ fn repo_lifecycle_shows_every_change() {
     assert_eq!(views[0]["spec"]["ttl"], "2d");
     assert!(views[0]["created_at"].as_str().unwrap() < views[0]["updated_at"].as_str().unwrap());
 
-    let described = stdout_of(&mut r.run(&["describe", "view", "driver_hourly_stats", "--output", "json"]));
+    let described = stdout_of(&mut r.run(&[
+        "describe",
+        "view",
+        "driver_hourly_stats",
+        "--output",
+        "json",
+    ]));
     let d: serde_json::Value = serde_json::from_str(&described).unwrap();
     assert_eq!(d["spec"]["features"].as_array().unwrap().len(), 3);
     assert_eq!(d["definition_hash"].as_str().unwrap().len(), 64);
@@ -59,13 +100,24 @@ fn repo_lifecycle_shows_every_change() {
 #[test]
 fn usage_errors_exit_2_and_failures_exit_1() {
     asof().arg("training-set").assert().code(2);
-    asof().args(["--repo", "/nonexistent/asof-repo", "plan"]).assert().code(1);
+    asof()
+        .args(["--repo", "/nonexistent/asof-repo", "plan"])
+        .assert()
+        .code(1);
 }
 
 #[test]
 fn init_refuses_an_existing_repo() {
     let r = TestRepo::init();
     let err = crate::util::stderr_of(&mut asof().arg("init").arg(&r.dir));
-    assert!(err.contains("already a feature repository; pass --data-only"), "{err}");
-    asof().arg("init").arg("--data-only").arg(&r.dir).assert().success();
+    assert!(
+        err.contains("already a feature repository; pass --data-only"),
+        "{err}"
+    );
+    asof()
+        .arg("init")
+        .arg("--data-only")
+        .arg(&r.dir)
+        .assert()
+        .success();
 }

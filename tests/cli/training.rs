@@ -11,7 +11,10 @@ use crate::util::{TestRepo, stderr_of, stdout_of};
 
 fn read(path: &std::path::Path) -> RecordBatch {
     let f = std::fs::File::open(path).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
     datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
@@ -21,58 +24,151 @@ fn quickstart_training_set_passes_the_audit_and_an_as_of_now_join_fails_it() {
     let r = TestRepo::applied();
     let out = r.path("train.parquet");
     let summary = stdout_of(&mut r.run(&[
-        "training-set", "--entities", "data/entities.parquet", "--service", "driver_activity",
-        "--output", "train.parquet", "--with-timestamps",
+        "training-set",
+        "--entities",
+        "data/entities.parquet",
+        "--service",
+        "driver_activity",
+        "--output",
+        "train.parquet",
+        "--with-timestamps",
     ]));
     assert!(summary.contains("1,000 rows"), "{summary}");
     let t = read(&out);
     assert_eq!(t.num_rows(), 1000);
-    let names: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = t
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(
         names,
         [
-            "driver_id", "customer_id", "event_timestamp", "trip_completed", "conv_rate", "acc_rate", "current_balance",
-            "avg_passenger_count", "lifetime_trip_count", "segment", "driver_hourly_stats__event_timestamp", "customer_profile__event_timestamp"
+            "driver_id",
+            "customer_id",
+            "event_timestamp",
+            "trip_completed",
+            "conv_rate",
+            "acc_rate",
+            "current_balance",
+            "avg_passenger_count",
+            "lifetime_trip_count",
+            "segment",
+            "driver_hourly_stats__event_timestamp",
+            "customer_profile__event_timestamp"
         ]
     );
     // Unknown drivers (9999) get nulls; most known ones get a value.
     let ids = t.column(0).as_primitive::<Int64Type>();
-    let conv = t.column_by_name("driver_hourly_stats__event_timestamp").unwrap();
-    let unknown_matched = (0..t.num_rows()).filter(|&i| ids.value(i) == 9999 && conv.is_valid(i)).count();
+    let conv = t
+        .column_by_name("driver_hourly_stats__event_timestamp")
+        .unwrap();
+    let unknown_matched = (0..t.num_rows())
+        .filter(|&i| ids.value(i) == 9999 && conv.is_valid(i))
+        .count();
     assert_eq!(unknown_matched, 0);
-    assert!(conv.null_count() < 200, "{} of 1000 rows unmatched", conv.null_count());
+    assert!(
+        conv.null_count() < 200,
+        "{} of 1000 rows unmatched",
+        conv.null_count()
+    );
 
     let ok = stdout_of(&mut r.run(&["audit", "train.parquet"]));
     assert!(ok.starts_with("OK train.parquet: 1000 rows"), "{ok}");
 
     // The classic leak: every row gets the newest feature value "as of now".
-    let event = t.column_by_name("event_timestamp").unwrap().as_primitive::<TimestampMicrosecondType>();
+    let event = t
+        .column_by_name("event_timestamp")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
     let newest = (0..t.num_rows()).map(|i| event.value(i)).max().unwrap();
-    let leaked_ts = datafusion::arrow::array::TimestampMicrosecondArray::from(vec![newest; t.num_rows()]).with_timezone("UTC");
+    let leaked_ts =
+        datafusion::arrow::array::TimestampMicrosecondArray::from(vec![newest; t.num_rows()])
+            .with_timezone("UTC");
     let mut cols = t.columns().to_vec();
-    let idx = t.schema().index_of("driver_hourly_stats__event_timestamp").unwrap();
+    let idx = t
+        .schema()
+        .index_of("driver_hourly_stats__event_timestamp")
+        .unwrap();
     cols[idx] = Arc::new(leaked_ts);
-    let fields: Vec<_> = t.schema().fields().iter().map(|f| f.as_ref().clone().with_data_type(if f.name() == "driver_hourly_stats__event_timestamp" { cols[idx].data_type().clone() } else { f.data_type().clone() })).collect();
-    let leaked = RecordBatch::try_new(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)), cols).unwrap();
+    let fields: Vec<_> = t
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref().clone().with_data_type(
+                if f.name() == "driver_hourly_stats__event_timestamp" {
+                    cols[idx].data_type().clone()
+                } else {
+                    f.data_type().clone()
+                },
+            )
+        })
+        .collect();
+    let leaked = RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        cols,
+    )
+    .unwrap();
     let f = std::fs::File::create(r.path("leaky.parquet")).unwrap();
     let mut w = ArrowWriter::try_new(f, leaked.schema(), None).unwrap();
     w.write(&leaked).unwrap();
     w.close().unwrap();
     let err = stderr_of(&mut r.run(&["audit", "leaky.parquet"]));
-    assert!(err.contains("feature value(s) from the future in 1 column(s)"), "{err}");
+    assert!(
+        err.contains("feature value(s) from the future in 1 column(s)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn training_set_errors_write_nothing() {
     let r = TestRepo::applied();
-    let err = stderr_of(&mut r.run(&["training-set", "--entities", "data/entities.parquet", "--features", "driver_hourly_stats:conv_rat", "--output", "t.parquet"]));
-    assert!(err.contains("has no feature `conv_rat`; did you mean `conv_rate`?"), "{err}");
-    let err = stderr_of(&mut r.run(&["training-set", "--entities", "missing.parquet", "--features", "driver_hourly_stats", "--output", "t.parquet"]));
-    assert!(err.contains("entity table missing.parquet: no such file"), "{err}");
-    let err = stderr_of(&mut r.run(&["training-set", "--entities", "data/entities.parquet", "--features", "customer_profile", "--output", "t.parquet", "--timestamp-column", "ts"]));
+    let err = stderr_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "data/entities.parquet",
+        "--features",
+        "driver_hourly_stats:conv_rat",
+        "--output",
+        "t.parquet",
+    ]));
+    assert!(
+        err.contains("has no feature `conv_rat`; did you mean `conv_rate`?"),
+        "{err}"
+    );
+    let err = stderr_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "missing.parquet",
+        "--features",
+        "driver_hourly_stats",
+        "--output",
+        "t.parquet",
+    ]));
+    assert!(
+        err.contains("entity table missing.parquet: no such file"),
+        "{err}"
+    );
+    let err = stderr_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "data/entities.parquet",
+        "--features",
+        "customer_profile",
+        "--output",
+        "t.parquet",
+        "--timestamp-column",
+        "ts",
+    ]));
     assert!(err.contains("no timestamp column `ts`"), "{err}");
     assert!(!r.path("t.parquet").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&r.dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&r.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -80,12 +176,31 @@ fn training_set_errors_write_nothing() {
 fn csv_in_and_out() {
     let r = TestRepo::applied();
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S");
-    r.write("entities.csv", &format!("driver_id,event_timestamp,label\n1001,{now},1\n9999,{now},0\n"));
-    stdout_of(&mut r.run(&["training-set", "--entities", "entities.csv", "--features", "driver_hourly_stats:acc_rate", "--output", "out.csv"]));
+    r.write(
+        "entities.csv",
+        &format!("driver_id,event_timestamp,label\n1001,{now},1\n9999,{now},0\n"),
+    );
+    stdout_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "entities.csv",
+        "--features",
+        "driver_hourly_stats:acc_rate",
+        "--output",
+        "out.csv",
+    ]));
     let text = r.read("out.csv");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "driver_id,event_timestamp,label,acc_rate");
     assert_eq!(lines.len(), 3);
-    assert!(!lines[1].ends_with(','), "driver 1001 has a value within the 1d TTL: {}", lines[1]);
-    assert!(lines[2].ends_with(",0,"), "unknown driver gets an empty value: {}", lines[2]);
+    assert!(
+        !lines[1].ends_with(','),
+        "driver 1001 has a value within the 1d TTL: {}",
+        lines[1]
+    );
+    assert!(
+        lines[2].ends_with(",0,"),
+        "unknown driver gets an empty value: {}",
+        lines[2]
+    );
 }

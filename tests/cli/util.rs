@@ -33,7 +33,10 @@ impl TestRepo {
 
     pub fn run(&self, args: &[&str]) -> Command {
         let mut c = asof();
-        c.arg("--repo").arg(&self.dir).args(args).current_dir(&self.dir);
+        c.arg("--repo")
+            .arg(&self.dir)
+            .args(args)
+            .current_dir(&self.dir);
         c
     }
 
@@ -60,7 +63,11 @@ impl TestRepo {
 
     /// The 1-based line of the first line containing `needle`.
     pub fn line_of(&self, rel: &str, needle: &str) -> usize {
-        self.read(rel).lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or_else(|| panic!("{rel} has no `{needle}`"))
+        self.read(rel)
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{rel} has no `{needle}`"))
     }
 }
 
@@ -73,4 +80,3 @@ pub fn stdout_of(cmd: &mut Command) -> String {
     let out = cmd.assert().success().get_output().clone();
     String::from_utf8(out.stdout).unwrap()
 }
-

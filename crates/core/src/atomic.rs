@@ -9,10 +9,19 @@ use crate::error::{CoreError, CoreResult};
 /// Writes `path` atomically with `write`, which receives the temp file. If `write` fails (or the
 /// process dies), the old file is untouched and the temp file is removed (or left with a `.tmp` name
 /// that nothing reads).
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>) -> CoreResult<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
+) -> CoreResult<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
@@ -23,8 +32,11 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut (dyn Write + Send)) -> 
         write(&mut buf).map_err(|e| CoreError::io(path, e))?;
         buf.flush().map_err(|e| CoreError::io(path, e))?;
     }
-    tmp.as_file().sync_all().map_err(|e| CoreError::io(path, e))?;
-    tmp.persist(path).map_err(|e| CoreError::io(path, e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| CoreError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| CoreError::io(path, e.error))?;
     Ok(())
 }
 
@@ -43,7 +55,10 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
     }
 }

@@ -60,7 +60,9 @@ fn default_online_path() -> String {
 
 impl Default for OnlineStoreConfig {
     fn default() -> Self {
-        OnlineStoreConfig::Embedded { path: default_online_path() }
+        OnlineStoreConfig::Embedded {
+            path: default_online_path(),
+        }
     }
 }
 

@@ -19,7 +19,16 @@ pub enum DType {
     List(Box<DType>),
 }
 
-const SCALARS: [&str; 8] = ["bool", "int32", "int64", "float32", "float64", "string", "bytes", "timestamp"];
+const SCALARS: [&str; 8] = [
+    "bool",
+    "int32",
+    "int64",
+    "float32",
+    "float64",
+    "string",
+    "bytes",
+    "timestamp",
+];
 
 impl FromStr for DType {
     type Err = String;
@@ -29,7 +38,9 @@ impl FromStr for DType {
         if let Some(inner) = t.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
             let inner: DType = inner.parse()?;
             if matches!(inner, DType::List(_)) {
-                return Err(format!("unknown dtype `{s}`: lists of lists are not supported"));
+                return Err(format!(
+                    "unknown dtype `{s}`: lists of lists are not supported"
+                ));
             }
             return Ok(DType::List(Box::new(inner)));
         }
@@ -99,7 +110,11 @@ mod tests {
 
     #[test]
     fn round_trips_every_dtype() {
-        for s in SCALARS.iter().map(|s| s.to_string()).chain(SCALARS.iter().map(|s| format!("list<{s}>"))) {
+        for s in SCALARS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(SCALARS.iter().map(|s| format!("list<{s}>")))
+        {
             let d: DType = s.parse().unwrap();
             assert_eq!(d.to_string(), s);
         }

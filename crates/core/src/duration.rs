@@ -39,7 +39,11 @@ impl Ttl {
         }
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let bad = || format!("bad duration `{text}`: write a number and a unit, e.g. `90s`, `15m`, `2h`, `1d`, `1w` (or `0` for no limit)");
+        let bad = || {
+            format!(
+                "bad duration `{text}`: write a number and a unit, e.g. `90s`, `15m`, `2h`, `1d`, `1w` (or `0` for no limit)"
+            )
+        };
         let n: u64 = num.parse().map_err(|_| bad())?;
         let mult = match unit {
             "s" => 1,
@@ -98,7 +102,15 @@ mod tests {
 
     #[test]
     fn parses_every_unit_and_round_trips() {
-        for (text, secs) in [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86_400), ("7d", 604_800), ("1w", 604_800), ("0", 0)] {
+        for (text, secs) in [
+            ("90s", 90),
+            ("15m", 900),
+            ("2h", 7200),
+            ("1d", 86_400),
+            ("7d", 604_800),
+            ("1w", 604_800),
+            ("0", 0),
+        ] {
             let ttl = Ttl::parse(text).unwrap();
             assert_eq!(ttl.as_seconds(), secs, "{text}");
             assert_eq!(Ttl::parse(&ttl.to_string()).unwrap(), ttl);

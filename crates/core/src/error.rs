@@ -22,8 +22,19 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: impl Into<PathBuf>, line: usize, column: usize, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.into(), line, column, message: message.into(), hint: None }
+    pub fn new(
+        file: impl Into<PathBuf>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            file: file.into(),
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: Option<String>) -> Self {
@@ -55,7 +66,10 @@ pub enum CoreError {
     #[error("{}", render_diagnostics(.0))]
     Invalid(Vec<Diagnostic>),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("registry {path} is unreadable: {message}; run `asof apply` to rewrite it")]
     CorruptRegistry { path: PathBuf, message: String },
     #[error("no registry at {0}; run `asof apply` first")]
@@ -73,19 +87,28 @@ fn render_diagnostics(diags: &[Diagnostic]) -> String {
         out.push_str(&d.to_string());
     }
     if diags.len() > 1 {
-        out.push_str(&format!("\n{} errors in the feature repository", diags.len()));
+        out.push_str(&format!(
+            "\n{} errors in the feature repository",
+            diags.len()
+        ));
     }
     out
 }
 
 impl CoreError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        CoreError::Io { path: path.into(), source }
+        CoreError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
 /// The closest candidate to `word` (Levenshtein-like similarity), for "did you mean" hints.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(word, c);

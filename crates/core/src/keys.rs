@@ -83,10 +83,19 @@ mod tests {
 
     #[test]
     fn order_of_names_does_not_matter_and_int_widths_agree() {
-        let a = encode_entity_key(&["b", "a"], &[&KeyValue::Int(1), &KeyValue::Str("x".into())]);
-        let b = encode_entity_key(&["a", "b"], &[&KeyValue::Str("x".into()), &KeyValue::Int(1)]);
+        let a = encode_entity_key(
+            &["b", "a"],
+            &[&KeyValue::Int(1), &KeyValue::Str("x".into())],
+        );
+        let b = encode_entity_key(
+            &["a", "b"],
+            &[&KeyValue::Str("x".into()), &KeyValue::Int(1)],
+        );
         assert_eq!(a, b);
-        assert_eq!(KeyValue::from_value(&Value::Int32(7)), KeyValue::from_value(&Value::Int64(7)));
+        assert_eq!(
+            KeyValue::from_value(&Value::Int32(7)),
+            KeyValue::from_value(&Value::Int64(7))
+        );
         assert_ne!(
             encode_entity_key(&["a"], &[&KeyValue::Str("1".into())]),
             encode_entity_key(&["a"], &[&KeyValue::Int(1)]),
@@ -97,6 +106,11 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         let k = encode_entity_key(&["id"], &[&KeyValue::Int(258)]);
-        assert_eq!(k, [1, 1, 2, 0, b'i', b'd', b'i', 8, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            k,
+            [
+                1, 1, 2, 0, b'i', b'd', b'i', 8, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0
+            ]
+        );
     }
 }

@@ -26,7 +26,10 @@ fn is_blank_or_comment(line: &str) -> bool {
 pub fn items(text: &str, section: &str) -> Vec<(String, Span)> {
     let lines: Vec<&str> = text.lines().collect();
     let header = format!("{section}:");
-    let Some(start) = lines.iter().position(|l| l.trim_end() == header || l.starts_with(&format!("{header} "))) else {
+    let Some(start) = lines
+        .iter()
+        .position(|l| l.trim_end() == header || l.starts_with(&format!("{header} ")))
+    else {
         return Vec::new();
     };
     let end = lines[start + 1..]
@@ -35,7 +38,11 @@ pub fn items(text: &str, section: &str) -> Vec<(String, Span)> {
         .map(|p| start + 1 + p)
         .unwrap_or(lines.len());
     let body = &lines[start + 1..end];
-    let Some(item_indent) = body.iter().find(|l| l.trim_start().starts_with('-')).map(|l| indent(l)) else {
+    let Some(item_indent) = body
+        .iter()
+        .find(|l| l.trim_start().starts_with('-'))
+        .map(|l| indent(l))
+    else {
         return Vec::new();
     };
     let starts: Vec<usize> = body
@@ -48,7 +55,11 @@ pub fn items(text: &str, section: &str) -> Vec<(String, Span)> {
     for (n, &s) in starts.iter().enumerate() {
         let e = starts.get(n + 1).copied().unwrap_or(body.len());
         let first_line = start + 1 + s + 1;
-        let mut span = Span { line: first_line, column: item_indent + 1, end_line: start + 1 + e };
+        let mut span = Span {
+            line: first_line,
+            column: item_indent + 1,
+            end_line: start + 1 + e,
+        };
         let mut name = None;
         for (k, line) in body[s..e].iter().enumerate() {
             let content_start = if k == 0 { item_indent + 1 } else { 0 };
@@ -63,7 +74,9 @@ pub fn items(text: &str, section: &str) -> Vec<(String, Span)> {
                 name = Some(value);
                 break;
             }
-            if k == 0 && let Some(pos) = rest.find("{name:").or_else(|| rest.find(", name:")) {
+            if k == 0
+                && let Some(pos) = rest.find("{name:").or_else(|| rest.find(", name:"))
+            {
                 let v = &rest[pos..];
                 let v = &v[v.find("name:").unwrap() + 5..];
                 let value = first_scalar(v);
@@ -85,14 +98,29 @@ fn first_scalar(text: &str) -> String {
     if let Some(q) = t.chars().next().filter(|c| *c == '"' || *c == '\'') {
         return t[1..].split(q).next().unwrap_or("").to_string();
     }
-    t.split([',', '}', '#']).next().unwrap_or("").trim().to_string()
+    t.split([',', '}', '#'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Where `token` first stands as a whole word within lines `from..=to` (1-based); with `after`, only
 /// on lines after one that contains it (e.g. `features:` within a view).
-pub fn find_token(text: &str, from: usize, to: usize, after: Option<&str>, token: &str) -> Option<(usize, usize)> {
+pub fn find_token(
+    text: &str,
+    from: usize,
+    to: usize,
+    after: Option<&str>,
+    token: &str,
+) -> Option<(usize, usize)> {
     let mut armed = after.is_none();
-    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)).take(to + 1 - from.min(to + 1)) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .take(to + 1 - from.min(to + 1))
+    {
         let lineno = i + 1;
         let mut search_from = 0;
         if !armed {
@@ -153,7 +181,10 @@ feature_views:
     #[test]
     fn finds_whole_word_tokens() {
         assert_eq!(find_token(TEXT, 6, 9, None, "drivr"), Some((7, 16)));
-        assert_eq!(find_token(TEXT, 6, 9, Some("features:"), "conv_rate"), Some((9, 16)));
+        assert_eq!(
+            find_token(TEXT, 6, 9, Some("features:"), "conv_rate"),
+            Some((9, 16))
+        );
         assert_eq!(find_token(TEXT, 1, 9, None, "conv"), None);
     }
 }

@@ -68,7 +68,11 @@ mod tests {
         let d = 86_400_000_000_000i64;
         assert_eq!(classify(100, 100, day), Freshness::Fresh);
         assert_eq!(classify(101, 100, day), Freshness::Future);
-        assert_eq!(classify(0, d, day), Freshness::Fresh, "exactly ttl old is still fresh");
+        assert_eq!(
+            classify(0, d, day),
+            Freshness::Fresh,
+            "exactly ttl old is still fresh"
+        );
         assert_eq!(classify(-1, d, day), Freshness::Expired);
         assert_eq!(classify(i64::MIN + 1, 0, Ttl::UNLIMITED), Freshness::Fresh);
     }

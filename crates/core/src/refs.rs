@@ -8,7 +8,11 @@ use crate::spec::{Feature, FeatureView, Source};
 /// The column name of a feature in training sets and serving responses: `feature`, or
 /// `view__feature` with full feature names. Every path names features through this function.
 pub fn feature_column_name(view: &str, feature: &str, full_feature_names: bool) -> String {
-    if full_feature_names { format!("{view}__{feature}") } else { feature.to_string() }
+    if full_feature_names {
+        format!("{view}__{feature}")
+    } else {
+        feature.to_string()
+    }
 }
 
 /// The column holding the matched row's event timestamp for a view (`--with-timestamps`).
@@ -37,27 +41,42 @@ pub struct FeatureRequest {
 
 impl FeatureRequest {
     /// Resolves refs (or a service's refs), checking every name and that output names are unique.
-    pub fn resolve(catalog: &Catalog, refs: &[String], full_feature_names: bool) -> CoreResult<FeatureRequest> {
+    pub fn resolve(
+        catalog: &Catalog,
+        refs: &[String],
+        full_feature_names: bool,
+    ) -> CoreResult<FeatureRequest> {
         if refs.is_empty() {
-            return Err(CoreError::Request("no features requested: pass feature refs (`view:feature`) or a feature service".into()));
+            return Err(CoreError::Request(
+                "no features requested: pass feature refs (`view:feature`) or a feature service"
+                    .into(),
+            ));
         }
-        let mut req = FeatureRequest { views: Vec::new(), columns: Vec::new(), full_feature_names };
+        let mut req = FeatureRequest {
+            views: Vec::new(),
+            columns: Vec::new(),
+            full_feature_names,
+        };
         for r in refs {
             let (view_name, feature) = match r.split_once(':') {
                 Some((v, f)) => (v.trim(), Some(f.trim())),
                 None => (r.trim(), None),
             };
             let view = catalog.feature_views.get(view_name).ok_or_else(|| {
-                let hint = did_you_mean(view_name, catalog.feature_views.keys().map(String::as_str))
-                    .map(|h| format!("; {h}"))
-                    .unwrap_or_default();
+                let hint =
+                    did_you_mean(view_name, catalog.feature_views.keys().map(String::as_str))
+                        .map(|h| format!("; {h}"))
+                        .unwrap_or_default();
                 CoreError::Request(format!("unknown feature view `{view_name}` in `{r}`{hint}"))
             })?;
             let idx = match req.views.iter().position(|v| v.view.name == view.name) {
                 Some(i) => i,
                 None => {
                     let source = catalog.sources.get(&view.source).cloned().ok_or_else(|| {
-                        CoreError::Request(format!("feature view `{}` names source `{}`, which is not registered", view.name, view.source))
+                        CoreError::Request(format!(
+                            "feature view `{}` names source `{}`, which is not registered",
+                            view.name, view.source
+                        ))
                     })?;
                     req.views.push(ResolvedView {
                         join_keys: catalog.join_keys(view),
@@ -73,7 +92,9 @@ impl FeatureRequest {
                     let hint = did_you_mean(f, view.features.iter().map(|x| x.name.as_str()))
                         .map(|h| format!("; {h}"))
                         .unwrap_or_default();
-                    CoreError::Request(format!("feature view `{view_name}` has no feature `{f}`{hint}"))
+                    CoreError::Request(format!(
+                        "feature view `{view_name}` has no feature `{f}`{hint}"
+                    ))
                 })?],
                 None => view.features.iter().collect(),
             };
@@ -83,7 +104,11 @@ impl FeatureRequest {
                     continue;
                 }
                 rv.features.push(f.clone());
-                req.columns.push((idx, f.name.clone(), feature_column_name(view_name, &f.name, full_feature_names)));
+                req.columns.push((
+                    idx,
+                    f.name.clone(),
+                    feature_column_name(view_name, &f.name, full_feature_names),
+                ));
             }
         }
         let mut seen = std::collections::HashMap::new();
@@ -92,7 +117,13 @@ impl FeatureRequest {
             if let Some(other) = seen.insert(out.clone(), view.clone()) {
                 return Err(CoreError::Request(format!(
                     "feature name `{out}` is requested from both `{other}` and `{view}`{}",
-                    if full_feature_names { String::new() } else { format!("; pass --full-feature-names to name them `{other}__{feature}` and `{view}__{feature}`") }
+                    if full_feature_names {
+                        String::new()
+                    } else {
+                        format!(
+                            "; pass --full-feature-names to name them `{other}__{feature}` and `{view}__{feature}`"
+                        )
+                    }
                 )));
             }
         }
@@ -100,7 +131,11 @@ impl FeatureRequest {
     }
 
     /// Resolves a feature service by name.
-    pub fn resolve_service(catalog: &Catalog, service: &str, full_feature_names: bool) -> CoreResult<FeatureRequest> {
+    pub fn resolve_service(
+        catalog: &Catalog,
+        service: &str,
+        full_feature_names: bool,
+    ) -> CoreResult<FeatureRequest> {
         let svc = catalog.feature_services.get(service).ok_or_else(|| {
             let hint = did_you_mean(service, catalog.feature_services.keys().map(String::as_str))
                 .map(|h| format!("; {h}"))

@@ -53,7 +53,9 @@ pub struct Registry {
 pub enum Action {
     Create,
     /// The top-level fields that differ.
-    Update { fields: Vec<String> },
+    Update {
+        fields: Vec<String>,
+    },
     Delete,
 }
 
@@ -89,15 +91,19 @@ fn hash_of<T: Serialize>(spec: &T) -> String {
 }
 
 fn changed_fields<T: Serialize>(old: &T, new: &T) -> Vec<String> {
-    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) =
-        (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(new).unwrap_or_default())
-    else {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    ) else {
         return vec![];
     };
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
 }
 
 /// Merges one kind: new records keep `created_at` of unchanged or updated objects.
@@ -119,48 +125,129 @@ fn merge_kind<T: Serialize + Clone>(
                 prev.clone()
             }
             Some(prev) => {
-                plan.changes.push(Change { kind, name: name.clone(), action: Action::Update { fields: changed_fields(&prev.spec, spec) } });
-                Record { spec: spec.clone(), definition_hash: hash, created_at: prev.created_at, updated_at: now }
+                plan.changes.push(Change {
+                    kind,
+                    name: name.clone(),
+                    action: Action::Update {
+                        fields: changed_fields(&prev.spec, spec),
+                    },
+                });
+                Record {
+                    spec: spec.clone(),
+                    definition_hash: hash,
+                    created_at: prev.created_at,
+                    updated_at: now,
+                }
             }
             None => {
-                plan.changes.push(Change { kind, name: name.clone(), action: Action::Create });
-                Record { spec: spec.clone(), definition_hash: hash, created_at: now, updated_at: now }
+                plan.changes.push(Change {
+                    kind,
+                    name: name.clone(),
+                    action: Action::Create,
+                });
+                Record {
+                    spec: spec.clone(),
+                    definition_hash: hash,
+                    created_at: now,
+                    updated_at: now,
+                }
             }
         };
         out.insert(name.clone(), record);
     }
     for name in old.keys().filter(|n| !new.contains_key(*n)) {
-        plan.changes.push(Change { kind, name: name.clone(), action: Action::Delete });
+        plan.changes.push(Change {
+            kind,
+            name: name.clone(),
+            action: Action::Delete,
+        });
     }
     out
 }
 
 impl Registry {
     /// The registry that applying `catalog` over `old` yields, and the plan that says how.
-    pub fn apply(old: Option<&Registry>, project: &str, catalog: &Catalog, now: DateTime<Utc>) -> (Registry, Plan) {
+    pub fn apply(
+        old: Option<&Registry>,
+        project: &str,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+    ) -> (Registry, Plan) {
         let mut plan = Plan::default();
         let registry = Registry {
             format_version: REGISTRY_FORMAT_VERSION,
             project: project.to_string(),
             updated_at: now,
-            entities: merge_kind("entity", old.map(|o| &o.entities), &catalog.entities, now, &mut plan),
-            sources: merge_kind("source", old.map(|o| &o.sources), &catalog.sources, now, &mut plan),
-            feature_views: merge_kind("feature_view", old.map(|o| &o.feature_views), &catalog.feature_views, now, &mut plan),
-            feature_services: merge_kind("feature_service", old.map(|o| &o.feature_services), &catalog.feature_services, now, &mut plan),
+            entities: merge_kind(
+                "entity",
+                old.map(|o| &o.entities),
+                &catalog.entities,
+                now,
+                &mut plan,
+            ),
+            sources: merge_kind(
+                "source",
+                old.map(|o| &o.sources),
+                &catalog.sources,
+                now,
+                &mut plan,
+            ),
+            feature_views: merge_kind(
+                "feature_view",
+                old.map(|o| &o.feature_views),
+                &catalog.feature_views,
+                now,
+                &mut plan,
+            ),
+            feature_services: merge_kind(
+                "feature_service",
+                old.map(|o| &o.feature_services),
+                &catalog.feature_services,
+                now,
+                &mut plan,
+            ),
             materialization: old
-                .map(|o| o.materialization.iter().filter(|(v, _)| catalog.feature_views.contains_key(*v)).map(|(k, v)| (k.clone(), v.clone())).collect())
+                .map(|o| {
+                    o.materialization
+                        .iter()
+                        .filter(|(v, _)| catalog.feature_views.contains_key(*v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
-        let registry = if plan.is_empty() && let Some(o) = old { o.clone() } else { registry };
+        let registry = if plan.is_empty()
+            && let Some(o) = old
+        {
+            o.clone()
+        } else {
+            registry
+        };
         (registry, plan)
     }
 
     pub fn catalog(&self) -> Catalog {
         Catalog {
-            entities: self.entities.iter().map(|(k, r)| (k.clone(), r.spec.clone())).collect(),
-            sources: self.sources.iter().map(|(k, r)| (k.clone(), r.spec.clone())).collect(),
-            feature_views: self.feature_views.iter().map(|(k, r)| (k.clone(), r.spec.clone())).collect(),
-            feature_services: self.feature_services.iter().map(|(k, r)| (k.clone(), r.spec.clone())).collect(),
+            entities: self
+                .entities
+                .iter()
+                .map(|(k, r)| (k.clone(), r.spec.clone()))
+                .collect(),
+            sources: self
+                .sources
+                .iter()
+                .map(|(k, r)| (k.clone(), r.spec.clone()))
+                .collect(),
+            feature_views: self
+                .feature_views
+                .iter()
+                .map(|(k, r)| (k.clone(), r.spec.clone()))
+                .collect(),
+            feature_services: self
+                .feature_services
+                .iter()
+                .map(|(k, r)| (k.clone(), r.spec.clone()))
+                .collect(),
         }
     }
 
@@ -171,12 +258,18 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CoreError::io(path, e)),
         };
-        let reg: Registry = serde_json::from_slice(&bytes)
-            .map_err(|e| CoreError::CorruptRegistry { path: path.to_path_buf(), message: e.to_string() })?;
+        let reg: Registry =
+            serde_json::from_slice(&bytes).map_err(|e| CoreError::CorruptRegistry {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         if reg.format_version != REGISTRY_FORMAT_VERSION {
             return Err(CoreError::CorruptRegistry {
                 path: path.to_path_buf(),
-                message: format!("format version {} is not {REGISTRY_FORMAT_VERSION}, which this asof writes", reg.format_version),
+                message: format!(
+                    "format version {} is not {REGISTRY_FORMAT_VERSION}, which this asof writes",
+                    reg.format_version
+                ),
             });
         }
         Ok(Some(reg))
@@ -205,7 +298,12 @@ mod tests {
         let mut c = Catalog::default();
         c.entities.insert(
             "driver".into(),
-            Entity { name: "driver".into(), join_keys: vec!["driver_id".into()], description: desc.into(), tags: Default::default() },
+            Entity {
+                name: "driver".into(),
+                join_keys: vec!["driver_id".into()],
+                description: desc.into(),
+                tags: Default::default(),
+            },
         );
         c
     }
@@ -214,13 +312,33 @@ mod tests {
     fn diff_reports_create_update_delete_and_keeps_created_at() {
         let t0 = Utc::now();
         let (r1, p1) = Registry::apply(None, "p", &catalog_with("a"), t0);
-        assert_eq!(p1.changes, vec![Change { kind: "entity", name: "driver".into(), action: Action::Create }]);
-        let (r1b, p) = Registry::apply(Some(&r1), "p", &catalog_with("a"), t0 + chrono::Duration::seconds(5));
+        assert_eq!(
+            p1.changes,
+            vec![Change {
+                kind: "entity",
+                name: "driver".into(),
+                action: Action::Create
+            }]
+        );
+        let (r1b, p) = Registry::apply(
+            Some(&r1),
+            "p",
+            &catalog_with("a"),
+            t0 + chrono::Duration::seconds(5),
+        );
         assert!(p.is_empty());
-        assert_eq!(r1b, r1, "an empty plan changes nothing, not even timestamps");
+        assert_eq!(
+            r1b, r1,
+            "an empty plan changes nothing, not even timestamps"
+        );
         let t1 = t0 + chrono::Duration::seconds(10);
         let (r2, p2) = Registry::apply(Some(&r1), "p", &catalog_with("b"), t1);
-        assert_eq!(p2.changes[0].action, Action::Update { fields: vec!["description".into()] });
+        assert_eq!(
+            p2.changes[0].action,
+            Action::Update {
+                fields: vec!["description".into()]
+            }
+        );
         assert_eq!(r2.entities["driver"].created_at, t0);
         assert_eq!(r2.entities["driver"].updated_at, t1);
         let (_, p3) = Registry::apply(Some(&r2), "p", &Catalog::default(), t1);

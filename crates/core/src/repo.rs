@@ -35,7 +35,10 @@ pub struct Repo {
 }
 
 fn yaml_diagnostic(file: &Path, text: &str, err: &serde_yaml_ng::Error) -> Diagnostic {
-    let (mut line, mut column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (mut line, mut column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
     // serde_yaml appends " at line X column Y"; the location is already in the prefix.
     let mut message = err.to_string();
     if let Some(p) = message.find(" at line ") {
@@ -44,8 +47,12 @@ fn yaml_diagnostic(file: &Path, text: &str, err: &serde_yaml_ng::Error) -> Diagn
     // Errors from our own value parsers (durations, dtypes) are reported at the enclosing item;
     // point at the offending value instead.
     for prefix in ["bad duration `", "unknown dtype `"] {
-        if let Some(token) = message.split(prefix).nth(1).and_then(|r| r.split('`').next())
-            && let Some((l, c)) = crate::locate::find_token(text, line.max(1), line.max(1) + 500, None, token)
+        if let Some(token) = message
+            .split(prefix)
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            && let Some((l, c)) =
+                crate::locate::find_token(text, line.max(1), line.max(1) + 500, None, token)
         {
             (line, column) = (l, c);
         }
@@ -102,22 +109,58 @@ impl Repo {
         };
         let mut diags = Vec::new();
         for rel in files {
-            let text = std::fs::read_to_string(dir.join(&rel)).map_err(|e| CoreError::io(dir.join(&rel), e))?;
-            if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            let text = std::fs::read_to_string(dir.join(&rel))
+                .map_err(|e| CoreError::io(dir.join(&rel), e))?;
+            if text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+            {
                 continue;
             }
             match parse_yaml::<DefinitionsFile>(&rel, &text) {
                 Ok(defs) => {
-                    attach(&mut repo.entities, defs.entities, &rel, &text, "entities", |e| &e.name);
-                    attach(&mut repo.sources, defs.sources, &rel, &text, "sources", |s| &s.name);
-                    attach(&mut repo.feature_views, defs.feature_views, &rel, &text, "feature_views", |v| &v.name);
-                    attach(&mut repo.feature_services, defs.feature_services, &rel, &text, "feature_services", |s| &s.name);
+                    attach(
+                        &mut repo.entities,
+                        defs.entities,
+                        &rel,
+                        &text,
+                        "entities",
+                        |e| &e.name,
+                    );
+                    attach(
+                        &mut repo.sources,
+                        defs.sources,
+                        &rel,
+                        &text,
+                        "sources",
+                        |s| &s.name,
+                    );
+                    attach(
+                        &mut repo.feature_views,
+                        defs.feature_views,
+                        &rel,
+                        &text,
+                        "feature_views",
+                        |v| &v.name,
+                    );
+                    attach(
+                        &mut repo.feature_services,
+                        defs.feature_services,
+                        &rel,
+                        &text,
+                        "feature_services",
+                        |s| &s.name,
+                    );
                 }
                 Err(d) => diags.push(d),
             }
             repo.texts.insert(rel, text);
         }
-        if diags.is_empty() { Ok(repo) } else { Err(CoreError::Invalid(diags)) }
+        if diags.is_empty() {
+            Ok(repo)
+        } else {
+            Err(CoreError::Invalid(diags))
+        }
     }
 
     /// The text of a definitions file, for locating references.
@@ -147,7 +190,11 @@ fn attach<T>(
                 *s
             })
             .unwrap_or_default();
-        out.push(Located { def, file: rel.to_path_buf(), span });
+        out.push(Located {
+            def,
+            file: rel.to_path_buf(),
+            span,
+        });
     }
 }
 
@@ -168,7 +215,9 @@ fn collect_yaml_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> CoreRe
                 continue;
             }
             collect_yaml_files(root, &path, out)?;
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml")) && rel != Path::new(CONFIG_FILE) {
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+            && rel != Path::new(CONFIG_FILE)
+        {
             out.push(rel);
         }
     }

@@ -16,7 +16,11 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(dt.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
             return Ok(Utc.from_utc_datetime(&n));
         }
@@ -24,11 +28,17 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists")));
     }
-    Err(format!("bad timestamp `{text}`: use `now`, `2024-05-01`, `2024-05-01T12:00:00` (UTC) or RFC 3339 `2024-05-01T12:00:00+02:00`"))
+    Err(format!(
+        "bad timestamp `{text}`: use `now`, `2024-05-01`, `2024-05-01T12:00:00` (UTC) or RFC 3339 `2024-05-01T12:00:00+02:00`"
+    ))
 }
 
 pub fn to_nanos(dt: DateTime<Utc>) -> Nanos {
-    dt.timestamp_nanos_opt().unwrap_or(if dt.timestamp() < 0 { i64::MIN } else { i64::MAX })
+    dt.timestamp_nanos_opt().unwrap_or(if dt.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 pub fn from_nanos(ns: Nanos) -> DateTime<Utc> {
@@ -49,7 +59,10 @@ mod tests {
         let a = parse_instant("2024-05-01T12:00:00Z").unwrap();
         assert_eq!(parse_instant("2024-05-01T14:00:00+02:00").unwrap(), a);
         assert_eq!(parse_instant("2024-05-01T12:00:00").unwrap(), a);
-        assert_eq!(parse_instant("2024-05-01").unwrap() + chrono::Duration::hours(12), a);
+        assert_eq!(
+            parse_instant("2024-05-01").unwrap() + chrono::Duration::hours(12),
+            a
+        );
         assert!(parse_instant("yesterday").unwrap_err().contains("RFC 3339"));
         assert_eq!(from_nanos(to_nanos(a)), a);
     }

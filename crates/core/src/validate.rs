@@ -44,11 +44,25 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     /// Reports `message` at `token` inside a definition's block (or at its name).
-    fn at<T>(&mut self, item: &Located<T>, after: Option<&str>, token: &str, message: String, hint: Option<String>) {
+    fn at<T>(
+        &mut self,
+        item: &Located<T>,
+        after: Option<&str>,
+        token: &str,
+        message: String,
+        hint: Option<String>,
+    ) {
         let text = self.repo.text(&item.file);
-        let (line, col) = locate::find_token(text, item.span.line, item.span.end_line.max(item.span.line), after, token)
-            .unwrap_or((item.span.line, item.span.column));
-        self.diags.push(Diagnostic::new(&item.file, line, col, message).with_hint(hint));
+        let (line, col) = locate::find_token(
+            text,
+            item.span.line,
+            item.span.end_line.max(item.span.line),
+            after,
+            token,
+        )
+        .unwrap_or((item.span.line, item.span.column));
+        self.diags
+            .push(Diagnostic::new(&item.file, line, col, message).with_hint(hint));
     }
 
     fn check_names<T>(&mut self, kind: &str, items: &[Located<T>], name: impl Fn(&T) -> &str) {
@@ -65,8 +79,13 @@ impl Checker<'_> {
             }
             if let Some((file, line)) = seen.get(n) {
                 self.diags.push(
-                    Diagnostic::new(&item.file, item.span.line, item.span.column, format!("duplicate {kind} `{n}`"))
-                        .with_hint(Some(format!("also defined at {}:{line}", file.display()))),
+                    Diagnostic::new(
+                        &item.file,
+                        item.span.line,
+                        item.span.column,
+                        format!("duplicate {kind} `{n}`"),
+                    )
+                    .with_hint(Some(format!("also defined at {}:{line}", file.display()))),
                 );
             } else {
                 seen.insert(n, (&item.file, item.span.line));
@@ -77,24 +96,48 @@ impl Checker<'_> {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Validates the repo and returns its definitions as a catalog, or every problem found.
 pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
-    let mut ck = Checker { repo, diags: Vec::new() };
+    let mut ck = Checker {
+        repo,
+        diags: Vec::new(),
+    };
     ck.check_names("entity", &repo.entities, |e| &e.name);
     ck.check_names("source", &repo.sources, |s| &s.name);
     ck.check_names("feature view", &repo.feature_views, |v| &v.name);
     ck.check_names("feature service", &repo.feature_services, |s| &s.name);
 
-    let entities: BTreeMap<&str, _> = repo.entities.iter().map(|e| (e.def.name.as_str(), &e.def)).collect();
-    let sources: BTreeMap<&str, _> = repo.sources.iter().map(|s| (s.def.name.as_str(), s)).collect();
-    let views: BTreeMap<&str, _> = repo.feature_views.iter().map(|v| (v.def.name.as_str(), &v.def)).collect();
+    let entities: BTreeMap<&str, _> = repo
+        .entities
+        .iter()
+        .map(|e| (e.def.name.as_str(), &e.def))
+        .collect();
+    let sources: BTreeMap<&str, _> = repo
+        .sources
+        .iter()
+        .map(|s| (s.def.name.as_str(), s))
+        .collect();
+    let views: BTreeMap<&str, _> = repo
+        .feature_views
+        .iter()
+        .map(|v| (v.def.name.as_str(), &v.def))
+        .collect();
 
     for e in &repo.entities {
         if e.def.join_keys.is_empty() {
-            ck.at(e, None, "join_keys", format!("entity `{}` has no join keys", e.def.name), Some("list at least one, e.g. `join_keys: [driver_id]`".into()));
+            ck.at(
+                e,
+                None,
+                "join_keys",
+                format!("entity `{}` has no join keys", e.def.name),
+                Some("list at least one, e.g. `join_keys: [driver_id]`".into()),
+            );
         }
     }
 
@@ -108,14 +151,26 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                 }
                 schemas.insert(s.def.name.as_str(), cols);
             }
-            Err(msg) => ck.at(s, None, "path", format!("source `{}`: {msg}", s.def.name), None),
+            Err(msg) => ck.at(
+                s,
+                None,
+                "path",
+                format!("source `{}`: {msg}", s.def.name),
+                None,
+            ),
         }
     }
 
     for v in &repo.feature_views {
         let view = &v.def;
         if view.entities.is_empty() {
-            ck.at(v, None, "entities", format!("feature view `{}` has no entities", view.name), Some("list the entities whose keys identify its rows".into()));
+            ck.at(
+                v,
+                None,
+                "entities",
+                format!("feature view `{}` has no entities", view.name),
+                Some("list the entities whose keys identify its rows".into()),
+            );
         }
         let mut join_keys = Vec::new();
         for e in &view.entities {
@@ -136,37 +191,80 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                 v,
                 Some("source"),
                 &view.source,
-                format!("feature view `{}` names unknown source `{}`", view.name, view.source),
+                format!(
+                    "feature view `{}` names unknown source `{}`",
+                    view.name, view.source
+                ),
                 did_you_mean(&view.source, sources.keys().copied()),
             );
         }
         let mut seen = HashMap::new();
         for f in &view.features {
             if !is_identifier(&f.name) {
-                ck.at(v, Some("features"), &f.name, format!("feature name `{}` is not an identifier", f.name), None);
+                ck.at(
+                    v,
+                    Some("features"),
+                    &f.name,
+                    format!("feature name `{}` is not an identifier", f.name),
+                    None,
+                );
             }
             if seen.insert(f.name.as_str(), ()).is_some() {
-                ck.at(v, Some("features"), &f.name, format!("feature view `{}` declares feature `{}` twice", view.name, f.name), None);
+                ck.at(
+                    v,
+                    Some("features"),
+                    &f.name,
+                    format!(
+                        "feature view `{}` declares feature `{}` twice",
+                        view.name, f.name
+                    ),
+                    None,
+                );
             }
             if join_keys.contains(&f.name) {
-                ck.at(v, Some("features"), &f.name, format!("feature `{}` has the name of a join key of view `{}`", f.name, view.name), None);
+                ck.at(
+                    v,
+                    Some("features"),
+                    &f.name,
+                    format!(
+                        "feature `{}` has the name of a join key of view `{}`",
+                        f.name, view.name
+                    ),
+                    None,
+                );
             }
         }
         if view.features.is_empty() {
-            ck.at(v, None, "features", format!("feature view `{}` declares no features", view.name), None);
+            ck.at(
+                v,
+                None,
+                "features",
+                format!("feature view `{}` declares no features", view.name),
+                None,
+            );
         }
-        let (Some(source), Some(Some(cols))) = (source, source.map(|s| schemas.get(s.def.name.as_str()).cloned().flatten())) else {
+        let (Some(source), Some(Some(cols))) = (
+            source,
+            source.map(|s| schemas.get(s.def.name.as_str()).cloned().flatten()),
+        ) else {
             continue;
         };
-        let by_name: HashMap<&str, &ColumnInfo> = cols.iter().map(|c| (c.name.as_str(), c)).collect();
+        let by_name: HashMap<&str, &ColumnInfo> =
+            cols.iter().map(|c| (c.name.as_str(), c)).collect();
         let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         for key in &join_keys {
             if !by_name.contains_key(key.as_str()) {
                 ck.at(
                     v,
                     Some("entities"),
-                    view.entities.first().map(String::as_str).unwrap_or("entities"),
-                    format!("feature view `{}`: join key `{key}` is not a column of source `{}` ({})", view.name, source.def.name, source.def.path),
+                    view.entities
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("entities"),
+                    format!(
+                        "feature view `{}`: join key `{key}` is not a column of source `{}` ({})",
+                        view.name, source.def.name, source.def.path
+                    ),
                     did_you_mean(key, all.iter().copied()),
                 );
             }
@@ -195,7 +293,13 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
 
     for s in &repo.feature_services {
         if s.def.features.is_empty() {
-            ck.at(s, None, "features", format!("feature service `{}` lists no features", s.def.name), None);
+            ck.at(
+                s,
+                None,
+                "features",
+                format!("feature service `{}` lists no features", s.def.name),
+                None,
+            );
         }
         for r in &s.def.features {
             let (vname, fname) = match r.split_once(':') {
@@ -207,7 +311,10 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                     s,
                     Some("features"),
                     vname,
-                    format!("feature service `{}` references unknown feature view `{vname}`", s.def.name),
+                    format!(
+                        "feature service `{}` references unknown feature view `{vname}`",
+                        s.def.name
+                    ),
                     did_you_mean(vname, views.keys().copied()),
                 ),
                 Some(view) => {
@@ -218,7 +325,10 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                             s,
                             Some("features"),
                             f,
-                            format!("feature service `{}`: view `{vname}` has no feature `{f}`", s.def.name),
+                            format!(
+                                "feature service `{}`: view `{vname}` has no feature `{f}`",
+                                s.def.name
+                            ),
                             did_you_mean(f, view.features.iter().map(|x| x.name.as_str())),
                         );
                     }
@@ -228,7 +338,8 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
     }
 
     if !ck.diags.is_empty() {
-        ck.diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        ck.diags
+            .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         ck.diags.dedup();
         return Err(CoreError::Invalid(ck.diags));
     }
@@ -240,10 +351,14 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         catalog.sources.insert(s.def.name.clone(), s.def.clone());
     }
     for v in &repo.feature_views {
-        catalog.feature_views.insert(v.def.name.clone(), v.def.clone());
+        catalog
+            .feature_views
+            .insert(v.def.name.clone(), v.def.clone());
     }
     for s in &repo.feature_services {
-        catalog.feature_services.insert(s.def.name.clone(), s.def.clone());
+        catalog
+            .feature_services
+            .insert(s.def.name.clone(), s.def.clone());
     }
     Ok(catalog)
 }
@@ -261,14 +376,20 @@ fn check_source_columns(ck: &mut Checker<'_>, s: &Located<Source>, cols: &[Colum
                 s,
                 Some(field),
                 col,
-                format!("source `{}`: {field} `{col}` is not a column of {}", s.def.name, s.def.path),
+                format!(
+                    "source `{}`: {field} `{col}` is not a column of {}",
+                    s.def.name, s.def.path
+                ),
                 did_you_mean(col, all.iter().copied()),
             ),
             Some(c) if c.dtype != Some(DType::Timestamp) => ck.at(
                 s,
                 Some(field),
                 col,
-                format!("source `{}`: {field} `{col}` must be a timestamp column, but it is {}", s.def.name, c.type_name),
+                format!(
+                    "source `{}`: {field} `{col}` must be a timestamp column, but it is {}",
+                    s.def.name, c.type_name
+                ),
                 None,
             ),
             Some(_) => {}
@@ -280,7 +401,10 @@ fn check_source_columns(ck: &mut Checker<'_>, s: &Located<Source>, cols: &[Colum
                 s,
                 Some("field_mapping"),
                 from,
-                format!("source `{}`: field_mapping names column `{from}`, which is not in {}", s.def.name, s.def.path),
+                format!(
+                    "source `{}`: field_mapping names column `{from}`, which is not in {}",
+                    s.def.name, s.def.path
+                ),
                 did_you_mean(from, all.iter().copied()),
             );
         }

@@ -83,15 +83,22 @@ impl StoredRow {
         } else {
             Some(parse_ordered_hex(created).ok_or(DecodeError("bad created timestamp"))?)
         };
-        let mut r = Reader { b: &bytes[HEADER_LEN..] };
+        let mut r = Reader {
+            b: &bytes[HEADER_LEN..],
+        };
         let n = r.u16()?;
         let mut features = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let len = r.u16()? as usize;
-            let name = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| DecodeError("bad name"))?;
+            let name =
+                String::from_utf8(r.take(len)?.to_vec()).map_err(|_| DecodeError("bad name"))?;
             features.push((name, r.value()?));
         }
-        Ok(StoredRow { event_ts, created_ts, features })
+        Ok(StoredRow {
+            event_ts,
+            created_ts,
+            features,
+        })
     }
 }
 
@@ -172,7 +179,10 @@ impl<'a> Reader<'a> {
             5 => Value::Float64(f64::from_le_bytes(self.arr()?)),
             6 => {
                 let n = self.u32()? as usize;
-                Value::String(String::from_utf8(self.take(n)?.to_vec()).map_err(|_| DecodeError("bad utf-8"))?)
+                Value::String(
+                    String::from_utf8(self.take(n)?.to_vec())
+                        .map_err(|_| DecodeError("bad utf-8"))?,
+                )
             }
             7 => {
                 let n = self.u32()? as usize;
@@ -212,7 +222,10 @@ mod tests {
                 ("g".into(), Value::String("héllo".into())),
                 ("h".into(), Value::Bytes(vec![0, 255])),
                 ("i".into(), Value::Timestamp(123)),
-                ("j".into(), Value::List(vec![Value::Float32(0.5), Value::Null])),
+                (
+                    "j".into(),
+                    Value::List(vec![Value::Float32(0.5), Value::Null]),
+                ),
             ],
         };
         assert_eq!(StoredRow::decode(&row.encode()).unwrap(), row);

@@ -46,7 +46,15 @@ pub fn dtype_of(dt: &DataType) -> Option<DType> {
 /// Whether a join key of type `entity` can be compared with one of type `source` (after a cast).
 pub fn keys_compatible(entity: &DataType, source: &DataType) -> bool {
     let int = |d: &DataType| d.is_integer();
-    let string = |d: &DataType| matches!(d, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-    let bytes = |d: &DataType| matches!(d, DataType::Binary | DataType::LargeBinary | DataType::BinaryView);
-    (int(entity) && int(source)) || (string(entity) && string(source)) || (bytes(entity) && bytes(source))
+    let string =
+        |d: &DataType| matches!(d, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let bytes = |d: &DataType| {
+        matches!(
+            d,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        )
+    };
+    (int(entity) && int(source))
+        || (string(entity) && string(source))
+        || (bytes(entity) && bytes(source))
 }

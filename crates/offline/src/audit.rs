@@ -38,13 +38,18 @@ impl AuditReport {
     }
 }
 
-pub async fn audit(ctx: &SessionContext, path: &Path, timestamp_column: &str) -> OfflineResult<AuditReport> {
+pub async fn audit(
+    ctx: &SessionContext,
+    path: &Path,
+    timestamp_column: &str,
+) -> OfflineResult<AuditReport> {
     let table = EntityTable::read(ctx, path).await?;
     let schema = table.batch.schema();
     let entity_ts = table.batch.column_by_name(timestamp_column).ok_or_else(|| {
         table.error(format!("no timestamp column `{timestamp_column}` (columns: {}); name it with --timestamp-column", table.column_names()))
     })?;
-    let entity_ts = to_nanos(entity_ts).map_err(|e| table.error(format!("column `{timestamp_column}`: {e}")))?;
+    let entity_ts = to_nanos(entity_ts)
+        .map_err(|e| table.error(format!("column `{timestamp_column}`: {e}")))?;
     let columns: Vec<String> = schema
         .fields()
         .iter()
@@ -52,11 +57,16 @@ pub async fn audit(ctx: &SessionContext, path: &Path, timestamp_column: &str) ->
         .filter(|n| n.ends_with(SUFFIX) && n != timestamp_column)
         .collect();
     if columns.is_empty() {
-        return Err(table.error(format!("no `<view>{SUFFIX}` columns to check; write the training set with --with-timestamps")));
+        return Err(table.error(format!(
+            "no `<view>{SUFFIX}` columns to check; write the training set with --with-timestamps"
+        )));
     }
     let mut violations = Vec::new();
     for name in &columns {
-        let col = table.batch.column_by_name(name).expect("listed from the schema");
+        let col = table
+            .batch
+            .column_by_name(name)
+            .expect("listed from the schema");
         let ts = to_nanos(col).map_err(|e| table.error(format!("column `{name}`: {e}")))?;
         let mut count = 0;
         let mut first = None;
@@ -76,5 +86,9 @@ pub async fn audit(ctx: &SessionContext, path: &Path, timestamp_column: &str) ->
             });
         }
     }
-    Ok(AuditReport { rows: table.num_rows(), checked_columns: columns, violations })
+    Ok(AuditReport {
+        rows: table.num_rows(),
+        checked_columns: columns,
+        violations,
+    })
 }

@@ -19,26 +19,49 @@ pub struct EntityTable {
 }
 
 impl EntityTable {
-    pub fn from_batches(origin: impl Into<PathBuf>, schema: SchemaRef, batches: &[RecordBatch]) -> OfflineResult<Self> {
-        Ok(EntityTable { origin: origin.into(), batch: concat_batches(&schema, batches)? })
+    pub fn from_batches(
+        origin: impl Into<PathBuf>,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> OfflineResult<Self> {
+        Ok(EntityTable {
+            origin: origin.into(),
+            batch: concat_batches(&schema, batches)?,
+        })
     }
 
     /// Reads Parquet or CSV, by extension.
     pub async fn read(ctx: &SessionContext, path: &Path) -> OfflineResult<Self> {
-        let err = |message: String| OfflineError::EntityTable { path: path.to_path_buf(), message };
+        let err = |message: String| OfflineError::EntityTable {
+            path: path.to_path_buf(),
+            message,
+        };
         if !path.exists() {
             return Err(err("no such file".into()));
         }
         let s = path.to_string_lossy().into_owned();
-        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
         let df = match ext.as_str() {
             "parquet" | "pq" => ctx.read_parquet(s, ParquetReadOptions::default()).await,
-            "csv" => ctx.read_csv(s, CsvReadOptions::new().file_extension(".csv")).await,
-            other => return Err(err(format!("unsupported extension `.{other}`: use .parquet or .csv"))),
+            "csv" => {
+                ctx.read_csv(s, CsvReadOptions::new().file_extension(".csv"))
+                    .await
+            }
+            other => {
+                return Err(err(format!(
+                    "unsupported extension `.{other}`: use .parquet or .csv"
+                )));
+            }
         }
         .map_err(|e| err(format!("cannot read: {}", e.strip_backtrace())))?;
         let schema = SchemaRef::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| err(format!("cannot read: {}", e.strip_backtrace())))?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| err(format!("cannot read: {}", e.strip_backtrace())))?;
         Self::from_batches(path, schema, &batches)
     }
 
@@ -47,10 +70,19 @@ impl EntityTable {
     }
 
     pub(crate) fn error(&self, message: impl Into<String>) -> OfflineError {
-        OfflineError::EntityTable { path: self.origin.clone(), message: message.into() }
+        OfflineError::EntityTable {
+            path: self.origin.clone(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn column_names(&self) -> String {
-        self.batch.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        self.batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -13,7 +13,12 @@ pub enum OfflineError {
     EntityTable { path: PathBuf, message: String },
     /// A view's source data cannot be read or does not match the definitions.
     #[error("source `{source_name}` ({path}) of view `{view}`: {message}")]
-    Source { view: String, source_name: String, path: String, message: String },
+    Source {
+        view: String,
+        source_name: String,
+        path: String,
+        message: String,
+    },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error(transparent)]

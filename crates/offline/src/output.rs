@@ -23,7 +23,11 @@ pub enum Format {
 
 impl Format {
     pub fn of(path: &Path) -> OfflineResult<Format> {
-        match path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
+        match path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref()
+        {
             Some("parquet") | Some("pq") => Ok(Format::Parquet),
             Some("csv") => Ok(Format::Csv),
             _ => Err(OfflineError::File {
@@ -38,7 +42,10 @@ impl Format {
 pub fn write_table(path: &Path, batches: &[RecordBatch]) -> OfflineResult<()> {
     let format = Format::of(path)?;
     let Some(first) = batches.first() else {
-        return Err(OfflineError::File { path: path.to_path_buf(), message: "nothing to write".into() });
+        return Err(OfflineError::File {
+            path: path.to_path_buf(),
+            message: "nothing to write".into(),
+        });
     };
     let schema = first.schema();
     asof_core::atomic::write_atomic(path, |w| match format {
@@ -47,7 +54,8 @@ pub fn write_table(path: &Path, batches: &[RecordBatch]) -> OfflineResult<()> {
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                 .build();
-            let mut writer = ArrowWriter::try_new(w, schema, Some(props)).map_err(std::io::Error::other)?;
+            let mut writer =
+                ArrowWriter::try_new(w, schema, Some(props)).map_err(std::io::Error::other)?;
             for b in batches {
                 writer.write(b).map_err(std::io::Error::other)?;
             }

@@ -39,8 +39,9 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    PhysicalExpr, PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
+    ExecutionPlanProperties, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream,
 };
 use futures::StreamExt;
 
@@ -72,7 +73,11 @@ pub struct PitJoinExec {
 }
 
 impl PitJoinExec {
-    pub fn try_new(left: Arc<dyn ExecutionPlan>, right: Arc<dyn ExecutionPlan>, options: PitJoinOptions) -> Result<Self> {
+    pub fn try_new(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        options: PitJoinOptions,
+    ) -> Result<Self> {
         let (ls, rs) = (left.schema(), right.schema());
         let k = options.key_count;
         if k == 0 || ls.fields().len() < k || rs.fields().len() < k {
@@ -90,7 +95,9 @@ impl PitJoinExec {
         let lp = left.output_partitioning().partition_count();
         let rp = right.output_partitioning().partition_count();
         if lp != rp {
-            return internal_err!("PitJoinExec inputs have {lp} and {rp} partitions; they must be co-partitioned");
+            return internal_err!(
+                "PitJoinExec inputs have {lp} and {rp} partitions; they must be co-partitioned"
+            );
         }
         let schema = output_schema(&ls, &rs, k);
         let cache = Arc::new(PlanProperties::new(
@@ -99,24 +106,46 @@ impl PitJoinExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(PitJoinExec { left, right, options, schema, cache, metrics: ExecutionPlanMetricsSet::new() })
+        Ok(PitJoinExec {
+            left,
+            right,
+            options,
+            schema,
+            cache,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
     }
 
     fn key_exprs(schema: &SchemaRef, k: usize) -> Vec<Arc<dyn PhysicalExpr>> {
-        (0..k).map(|i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>).collect()
+        (0..k)
+            .map(|i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+            .collect()
     }
 }
 
 /// Left columns, then the right's non-key columns made nullable (a row may have no match).
 fn output_schema(left: &Schema, right: &Schema, k: usize) -> SchemaRef {
     let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend(right.fields().iter().skip(k).map(|f| f.as_ref().clone().with_nullable(true)));
+    fields.extend(
+        right
+            .fields()
+            .iter()
+            .skip(k)
+            .map(|f| f.as_ref().clone().with_nullable(true)),
+    );
     Arc::new(Schema::new(fields))
 }
 
 impl DisplayAs for PitJoinExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self.left.schema().fields().iter().take(self.options.key_count).map(|f| f.name().clone()).collect();
+        let keys: Vec<String> = self
+            .left
+            .schema()
+            .fields()
+            .iter()
+            .take(self.options.key_count)
+            .map(|f| f.name().clone())
+            .collect();
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
                 f,
@@ -126,7 +155,9 @@ impl DisplayAs for PitJoinExec {
                 self.options.right_created.is_some(),
                 self.options.filter_by_created
             ),
-            DisplayFormatType::TreeRender => write!(f, "on={}\nttl={}", keys.join(", "), self.options.ttl),
+            DisplayFormatType::TreeRender => {
+                write!(f, "on={}\nttl={}", keys.join(", "), self.options.ttl)
+            }
         }
     }
 }
@@ -156,11 +187,18 @@ impl ExecutionPlan for PitJoinExec {
         vec![&self.left, &self.right]
     }
 
-    fn apply_expressions(&self, _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn replace_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>, options: ReplaceChildrenOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         if children.len() != 2 {
             return internal_err!("PitJoinExec takes two children, got {}", children.len());
         }
@@ -175,16 +213,30 @@ impl ExecutionPlan for PitJoinExec {
                 cache: Arc::clone(&self.cache),
                 metrics: ExecutionPlanMetricsSet::new(),
             })),
-            ChildrenPropertiesMode::Recompute => Ok(Arc::new(PitJoinExec::try_new(left, right, self.options.clone())?)),
+            ChildrenPropertiesMode::Recompute => Ok(Arc::new(PitJoinExec::try_new(
+                left,
+                right,
+                self.options.clone(),
+            )?)),
         }
     }
 
     #[allow(deprecated)]
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let left = self.left.execute(partition, Arc::clone(&context))?;
         let right = self.right.execute(partition, context)?;
         let key_fields = (0..self.options.key_count)
@@ -193,7 +245,13 @@ impl ExecutionPlan for PitJoinExec {
         let state = JoinState {
             converter: RowConverter::new(key_fields)?,
             options: self.options.clone(),
-            right: RightCursor { stream: right, batches: VecDeque::new(), base_id: 0, row: 0, done: false },
+            right: RightCursor {
+                stream: right,
+                batches: VecDeque::new(),
+                base_id: 0,
+                row: 0,
+                done: false,
+            },
             null_payload: null_payload(&self.right.schema(), self.options.key_count),
             candidate: None,
             pending: Vec::new(),
@@ -218,7 +276,10 @@ impl ExecutionPlan for PitJoinExec {
                 return Some((out, (state, left)));
             }
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -228,7 +289,12 @@ impl ExecutionPlan for PitJoinExec {
 
 /// A one-row batch of nulls: the source `interleave` takes for left rows without a match.
 fn null_payload(right: &Schema, k: usize) -> Vec<ArrayRef> {
-    right.fields().iter().skip(k).map(|f| new_null_array(f.data_type(), 1)).collect()
+    right
+        .fields()
+        .iter()
+        .skip(k)
+        .map(|f| new_null_array(f.data_type(), 1))
+        .collect()
 }
 
 /// A right batch with its keys converted to comparable rows.
@@ -324,22 +390,36 @@ impl RightCursor {
 }
 
 fn ts_at(batch: &RecordBatch, col: usize, row: usize) -> Result<i64> {
-    let a = batch.column(col).as_primitive_opt::<Int64Type>().ok_or_else(|| {
-        DataFusionError::Internal(format!("PitJoinExec expects Int64 nanosecond timestamps, got {}", batch.column(col).data_type()))
-    })?;
+    let a = batch
+        .column(col)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "PitJoinExec expects Int64 nanosecond timestamps, got {}",
+                batch.column(col).data_type()
+            ))
+        })?;
     Ok(a.value(row))
 }
 
 impl JoinState {
     fn consider(&mut self, r: RowRef, as_of: i64) {
-        let known = !self.options.filter_by_created || r.created.is_none_or(|c| pit::is_known_at(c, as_of));
-        let cand = self.candidate.as_mut().expect("a candidate exists while its key is scanned");
+        let known =
+            !self.options.filter_by_created || r.created.is_none_or(|c| pit::is_known_at(c, as_of));
+        let cand = self
+            .candidate
+            .as_mut()
+            .expect("a candidate exists while its key is scanned");
         if known {
-            if cand.best.is_none_or(|b| pit::newer((r.ts, r.created), (b.ts, b.created))) {
+            if cand
+                .best
+                .is_none_or(|b| pit::newer((r.ts, r.created), (b.ts, b.created)))
+            {
                 cand.best = Some(r);
             }
             let best = cand.best.expect("just set");
-            self.pending.retain(|p| pit::newer((p.ts, p.created), (best.ts, best.created)));
+            self.pending
+                .retain(|p| pit::newer((p.ts, p.created), (best.ts, best.created)));
         } else {
             self.pending.push(r);
         }
@@ -348,9 +428,14 @@ impl JoinState {
     async fn join_batch(&mut self, left: &RecordBatch) -> Result<RecordBatch> {
         let k = self.options.key_count;
         let left_keys = self.converter.convert_columns(&left.columns()[..k])?;
-        let left_ts = left.column(self.options.left_ts).as_primitive_opt::<Int64Type>().ok_or_else(|| {
-            DataFusionError::Internal("PitJoinExec expects an Int64 nanosecond timestamp on the left".into())
-        })?;
+        let left_ts = left
+            .column(self.options.left_ts)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| {
+                DataFusionError::Internal(
+                    "PitJoinExec expects an Int64 nanosecond timestamp on the left".into(),
+                )
+            })?;
         let mut matches: Vec<Option<RowRef>> = Vec::with_capacity(left.num_rows());
         for i in 0..left.num_rows() {
             let key = left_keys.row(i);
@@ -360,7 +445,10 @@ impl JoinState {
             }
             let t = left_ts.value(i);
             if self.candidate.as_ref().is_none_or(|c| c.key.row() != key) {
-                self.candidate = Some(Candidate { key: key.owned(), best: None });
+                self.candidate = Some(Candidate {
+                    key: key.owned(),
+                    best: None,
+                });
                 self.pending.clear();
             }
             // Rows passed earlier that are known by now.
@@ -382,10 +470,17 @@ impl JoinState {
                             break;
                         }
                         let created = match self.options.right_created {
-                            Some(c) if !rb.batch.column(c).is_null(row) => Some(ts_at(&rb.batch, c, row)?),
+                            Some(c) if !rb.batch.column(c).is_null(row) => {
+                                Some(ts_at(&rb.batch, c, row)?)
+                            }
                             _ => None,
                         };
-                        let r = RowRef { batch_id: self.right.current_id(), row, ts, created };
+                        let r = RowRef {
+                            batch_id: self.right.current_id(),
+                            row,
+                            ts,
+                            created,
+                        };
                         self.right.row += 1;
                         self.consider(r, t);
                     }
@@ -396,7 +491,10 @@ impl JoinState {
         }
         let out = self.materialize(left, &matches)?;
         // Keep only what the candidate and pending rows still reference.
-        let mut keep = self.right.current().map_or(self.right.base_id, |_| self.right.current_id());
+        let mut keep = self
+            .right
+            .current()
+            .map_or(self.right.base_id, |_| self.right.current_id());
         if let Some(b) = self.candidate.as_ref().and_then(|c| c.best) {
             keep = keep.min(b.batch_id);
         }

@@ -50,11 +50,17 @@ pub fn first_parquet_file(full: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     found.sort();
     for p in found {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if p.is_file() && wildcard_match(&pattern, &name) {
             return Some(p);
         }
@@ -75,13 +81,18 @@ impl SchemaProbe for ParquetProbe {
             return Ok(None);
         };
         let f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("{} is not readable Parquet: {e}", file.display()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+            .map_err(|e| format!("{} is not readable Parquet: {e}", file.display()))?;
         Ok(Some(
             builder
                 .schema()
                 .fields()
                 .iter()
-                .map(|f| ColumnInfo { name: f.name().clone(), dtype: dtype_of(f.data_type()), type_name: f.data_type().to_string() })
+                .map(|f| ColumnInfo {
+                    name: f.name().clone(),
+                    dtype: dtype_of(f.data_type()),
+                    type_name: f.data_type().to_string(),
+                })
                 .collect(),
         ))
     }

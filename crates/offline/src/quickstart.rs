@@ -6,7 +6,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -16,10 +19,22 @@ use crate::output::write_table;
 
 /// The repo files `init` writes, by path.
 pub const REPO_FILES: [(&str, &str); 4] = [
-    ("feature_store.yaml", include_str!("../../../feature_repo/feature_store.yaml")),
-    ("drivers.yaml", include_str!("../../../feature_repo/drivers.yaml")),
-    ("customers.yaml", include_str!("../../../feature_repo/customers.yaml")),
-    ("services.yaml", include_str!("../../../feature_repo/services.yaml")),
+    (
+        "feature_store.yaml",
+        include_str!("../../../feature_repo/feature_store.yaml"),
+    ),
+    (
+        "drivers.yaml",
+        include_str!("../../../feature_repo/drivers.yaml"),
+    ),
+    (
+        "customers.yaml",
+        include_str!("../../../feature_repo/customers.yaml"),
+    ),
+    (
+        "services.yaml",
+        include_str!("../../../feature_repo/services.yaml"),
+    ),
 ];
 
 pub const DRIVERS: i64 = 50;
@@ -37,7 +52,11 @@ pub struct GeneratedData {
 }
 
 fn ts_field(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), nullable)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        nullable,
+    )
 }
 
 fn ts_array(v: Vec<i64>) -> ArrayRef {
@@ -47,7 +66,10 @@ fn ts_array(v: Vec<i64>) -> ArrayRef {
 /// Writes the sample Parquet files under `dir/data/`, ending at `now_us` (UTC microseconds).
 pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<GeneratedData> {
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| OfflineError::File { path: data.clone(), message: e.to_string() })?;
+    std::fs::create_dir_all(&data).map_err(|e| OfflineError::File {
+        path: data.clone(),
+        message: e.to_string(),
+    })?;
     let mut rng = StdRng::seed_from_u64(seed);
     let now_hour = now_us - now_us.rem_euclid(HOUR_US);
     let start = now_hour - DAYS * 24 * HOUR_US;
@@ -55,12 +77,17 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
 
     // Drivers: hourly stats, some hours missing, ~3% null conversion rates, ~2% late rows (created
     // hours after the event), ~1% corrections (same event time, later created, new values).
-    let (mut id, mut ts, mut created, mut conv, mut acc, mut trips) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut id, mut ts, mut created, mut conv, mut acc, mut trips) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for d in 0..DRIVERS {
         let mut t = start + rng.random_range(0..6) * HOUR_US;
         while t <= now_hour {
             let late = rng.random_bool(0.02);
-            let delay = if late { rng.random_range(2..12) * HOUR_US } else { rng.random_range(0..600) * 1_000_000 };
+            let delay = if late {
+                rng.random_range(2..12) * HOUR_US
+            } else {
+                rng.random_range(0..600) * 1_000_000
+            };
             id.push(1001 + d);
             ts.push(t);
             created.push(t + delay);
@@ -103,7 +130,8 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
 
     // Customers: a daily profile, some days missing (so the 7d TTL matters), a few null segments.
     let segments = ["commuter", "tourist", "business", "student"];
-    let (mut id, mut ts, mut created, mut bal, mut pax, mut life, mut seg) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut id, mut ts, mut created, mut bal, mut pax, mut life, mut seg) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for c in 0..CUSTOMERS {
         let mut count = rng.random_range(0i64..500);
         let mut t = start + rng.random_range(0..24) * HOUR_US;
@@ -115,9 +143,15 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
             bal.push(Some(rng.random_range(0.0f32..500.0)));
             pax.push(Some(rng.random_range(1.0f32..4.0)));
             life.push(count);
-            seg.push((!rng.random_bool(0.05)).then(|| segments[rng.random_range(0..segments.len())]));
+            seg.push(
+                (!rng.random_bool(0.05)).then(|| segments[rng.random_range(0..segments.len())]),
+            );
             // Most days, sometimes a gap of up to 10 days.
-            t += if rng.random_bool(0.05) { rng.random_range(2..10) * 24 * HOUR_US } else { 24 * HOUR_US };
+            t += if rng.random_bool(0.05) {
+                rng.random_range(2..10) * 24 * HOUR_US
+            } else {
+                24 * HOUR_US
+            };
         }
     }
     let schema = Arc::new(Schema::new(vec![
@@ -149,7 +183,11 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
     // a few unknown drivers, so nulls appear), with a label.
     let (mut did, mut cid, mut ts, mut label) = (vec![], vec![], vec![], vec![]);
     for _ in 0..ENTITY_ROWS {
-        did.push(if rng.random_bool(0.02) { 9999 } else { 1001 + rng.random_range(0..DRIVERS) });
+        did.push(if rng.random_bool(0.02) {
+            9999
+        } else {
+            1001 + rng.random_range(0..DRIVERS)
+        });
         cid.push(201 + rng.random_range(0..CUSTOMERS));
         ts.push(start + rng.random_range(0..(now_us - start)));
         label.push(rng.random_bool(0.7));
@@ -162,7 +200,12 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
     ]));
     let batch = RecordBatch::try_new(
         schema,
-        vec![Arc::new(Int64Array::from(did)), Arc::new(Int64Array::from(cid)), ts_array(ts), Arc::new(BooleanArray::from(label))],
+        vec![
+            Arc::new(Int64Array::from(did)),
+            Arc::new(Int64Array::from(cid)),
+            ts_array(ts),
+            Arc::new(BooleanArray::from(label)),
+        ],
     )?;
     write_table(&data.join("entities.parquet"), &[batch])?;
     files.push(("data/entities.parquet".to_string(), ENTITY_ROWS));

@@ -22,12 +22,24 @@ pub const FEATURE_CREATED: &str = "__asof_feature_created";
 /// The source path of a view, resolved against the repo folder (globs and directories allowed).
 pub fn source_path(repo_dir: &Path, path: &str) -> String {
     let p = Path::new(path);
-    let full = if p.is_absolute() { p.to_path_buf() } else { repo_dir.join(p) };
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        repo_dir.join(p)
+    };
     let s = full.to_string_lossy().into_owned();
-    if full.is_dir() && !s.ends_with('/') { format!("{s}/") } else { s }
+    if full.is_dir() && !s.ends_with('/') {
+        format!("{s}/")
+    } else {
+        s
+    }
 }
 
-pub(crate) fn source_error(view: &ResolvedView, path: &str, message: impl Into<String>) -> OfflineError {
+pub(crate) fn source_error(
+    view: &ResolvedView,
+    path: &str,
+    message: impl Into<String>,
+) -> OfflineError {
     OfflineError::Source {
         view: view.view.name.clone(),
         source_name: view.source.name.clone(),
@@ -51,21 +63,41 @@ pub async fn scan_view(
     bounds: TimeBounds,
 ) -> OfflineResult<DataFrame> {
     let path = source_path(repo_dir, &view.source.path);
-    let opts = ParquetReadOptions { file_extension: "", ..Default::default() };
-    let df = ctx
-        .read_parquet(path.clone(), opts)
-        .await
-        .map_err(|e| source_error(view, &view.source.path, format!("cannot read Parquet: {}", e.strip_backtrace())))?;
+    let opts = ParquetReadOptions {
+        file_extension: "",
+        ..Default::default()
+    };
+    let df = ctx.read_parquet(path.clone(), opts).await.map_err(|e| {
+        source_error(
+            view,
+            &view.source.path,
+            format!("cannot read Parquet: {}", e.strip_backtrace()),
+        )
+    })?;
     let schema = df.schema().clone();
     let field = |name: &str| {
-        schema.field_with_unqualified_name(name).map(|f| f.data_type().clone()).map_err(|_| {
-            source_error(view, &view.source.path, format!("column `{name}` is missing (columns: {})", column_list(&schema)))
-        })
+        schema
+            .field_with_unqualified_name(name)
+            .map(|f| f.data_type().clone())
+            .map_err(|_| {
+                source_error(
+                    view,
+                    &view.source.path,
+                    format!(
+                        "column `{name}` is missing (columns: {})",
+                        column_list(&schema)
+                    ),
+                )
+            })
     };
     let ts_col = &view.source.timestamp_field;
     let ts_type = field(ts_col)?;
     if !crate::timestamps::is_timestamp_like(&ts_type) {
-        return Err(source_error(view, &view.source.path, format!("timestamp_field `{ts_col}` is {ts_type}, not a timestamp")));
+        return Err(source_error(
+            view,
+            &view.source.path,
+            format!("timestamp_field `{ts_col}` is {ts_type}, not a timestamp"),
+        ));
     }
     let mut filter = ident(ts_col).is_not_null();
     for k in &view.join_keys {
@@ -83,7 +115,11 @@ pub async fn scan_view(
     if let Some(c) = &view.source.created_timestamp_field {
         let t = field(c)?;
         if !crate::timestamps::is_timestamp_like(&t) {
-            return Err(source_error(view, &view.source.path, format!("created_timestamp_field `{c}` is {t}, not a timestamp")));
+            return Err(source_error(
+                view,
+                &view.source.path,
+                format!("created_timestamp_field `{c}` is {t}, not a timestamp"),
+            ));
         }
         select.push(nanos_expr(ident(c)).alias(FEATURE_CREATED));
     }
@@ -91,7 +127,11 @@ pub async fn scan_view(
         let col = view.source.column_for_feature(&f.name);
         let have = field(col)?;
         let want = arrow_type(&f.dtype);
-        let e = if have == want { ident(col) } else { cast(ident(col), want) };
+        let e = if have == want {
+            ident(col)
+        } else {
+            cast(ident(col), want)
+        };
         select.push(e.alias(&f.name));
     }
     Ok(df.filter(filter)?.select(select)?)
@@ -108,5 +148,10 @@ fn bound_literal(nanos: i64, ts_type: &DataType) -> Expr {
 }
 
 fn column_list(schema: &datafusion::common::DFSchema) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -8,18 +8,22 @@ use std::sync::Arc;
 use asof_core::error::did_you_mean;
 use asof_core::refs::event_timestamp_column_name;
 use asof_core::{FeatureRequest, ResolvedView, pit};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::ident;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{ExecutionPlan, Partitioning, PhysicalExpr, collect_partitioned, displayable};
+use datafusion::physical_plan::{
+    ExecutionPlan, Partitioning, PhysicalExpr, collect_partitioned, displayable,
+};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::arrow::compute::SortOptions;
-use datafusion::logical_expr::ident;
 
 use crate::arrow_types::keys_compatible;
 use crate::entity_table::EntityTable;
@@ -43,7 +47,11 @@ pub struct TrainingSetOptions {
 
 impl Default for TrainingSetOptions {
     fn default() -> Self {
-        TrainingSetOptions { timestamp_column: "event_timestamp".into(), with_timestamps: false, filter_by_created: false }
+        TrainingSetOptions {
+            timestamp_column: "event_timestamp".into(),
+            with_timestamps: false,
+            filter_by_created: false,
+        }
     }
 }
 
@@ -64,12 +72,17 @@ pub struct OfflineStore {
 
 impl std::fmt::Debug for OfflineStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OfflineStore").field("repo_dir", &self.repo_dir).finish_non_exhaustive()
+        f.debug_struct("OfflineStore")
+            .field("repo_dir", &self.repo_dir)
+            .finish_non_exhaustive()
     }
 }
 
 fn sort_asc() -> SortOptions {
-    SortOptions { descending: false, nulls_first: true }
+    SortOptions {
+        descending: false,
+        nulls_first: true,
+    }
 }
 
 impl OfflineStore {
@@ -80,9 +93,17 @@ impl OfflineStore {
     /// A store whose operators work on batches of `batch_size` rows (tests use tiny batches to cross
     /// batch boundaries everywhere).
     pub fn with_batch_size(repo_dir: &Path, batch_size: usize) -> Self {
-        let config = SessionConfig::new().with_batch_size(batch_size).with_parquet_pruning(true);
-        let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
-        OfflineStore { ctx: SessionContext::new_with_state(state), repo_dir: repo_dir.to_path_buf() }
+        let config = SessionConfig::new()
+            .with_batch_size(batch_size)
+            .with_parquet_pruning(true);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        OfflineStore {
+            ctx: SessionContext::new_with_state(state),
+            repo_dir: repo_dir.to_path_buf(),
+        }
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -99,18 +120,27 @@ impl OfflineStore {
         filter_by_created: bool,
     ) -> OfflineResult<Arc<dyn ExecutionPlan>> {
         let k = view.join_keys.len();
-        let has_created = right.schema().has_column_with_unqualified_name(FEATURE_CREATED);
+        let has_created = right
+            .schema()
+            .has_column_with_unqualified_name(FEATURE_CREATED);
         let right = right.create_physical_plan().await?;
         let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
         let n = self.ctx.copied_config().target_partitions().max(1);
-        let exchange = |plan: Arc<dyn ExecutionPlan>, sort_cols: usize| -> OfflineResult<Arc<dyn ExecutionPlan>> {
+        let exchange = |plan: Arc<dyn ExecutionPlan>,
+                        sort_cols: usize|
+         -> OfflineResult<Arc<dyn ExecutionPlan>> {
             let schema = plan.schema();
-            let col = |i: usize| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>;
+            let col = |i: usize| {
+                Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>
+            };
             let hash = Partitioning::Hash((0..k).map(col).collect(), n);
             let parted = Arc::new(RepartitionExec::try_new(plan, hash)?);
-            let ordering = LexOrdering::new((0..sort_cols).map(|i| PhysicalSortExpr::new(col(i), sort_asc())))
-                .expect("at least one sort column");
-            Ok(Arc::new(SortExec::new(ordering, parted).with_preserve_partitioning(true)))
+            let ordering =
+                LexOrdering::new((0..sort_cols).map(|i| PhysicalSortExpr::new(col(i), sort_asc())))
+                    .expect("at least one sort column");
+            Ok(Arc::new(
+                SortExec::new(ordering, parted).with_preserve_partitioning(true),
+            ))
         };
         let left = exchange(left, k + 1)?;
         let right = exchange(right, k + 1 + usize::from(has_created))?;
@@ -138,7 +168,11 @@ impl OfflineStore {
         let mut columns: Vec<ArrayRef> = Vec::new();
         for key in &view.join_keys {
             let col = entities.batch.column_by_name(key).expect("checked before");
-            let want = right_schema.field_with_unqualified_name(key).expect("scan selects keys").data_type().clone();
+            let want = right_schema
+                .field_with_unqualified_name(key)
+                .expect("scan selects keys")
+                .data_type()
+                .clone();
             if !keys_compatible(col.data_type(), &want) {
                 return Err(entities.error(format!(
                     "column `{key}` is {} but view `{}` keys on {want} in its source; convert the column",
@@ -146,7 +180,11 @@ impl OfflineStore {
                     view.view.name
                 )));
             }
-            let cast_col = if *col.data_type() == want { Arc::clone(col) } else { cast(col, &want)? };
+            let cast_col = if *col.data_type() == want {
+                Arc::clone(col)
+            } else {
+                cast(col, &want)?
+            };
             fields.push(Field::new(key, want, true));
             columns.push(cast_col);
         }
@@ -154,21 +192,39 @@ impl OfflineStore {
         columns.push(Arc::new(ts.clone()));
         fields.push(Field::new(ROW_ID, DataType::UInt64, false));
         columns.push(Arc::clone(row_ids));
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 
     /// Checks the entity table against the request before any data is read.
-    fn check_entities(entities: &EntityTable, request: &FeatureRequest, opts: &TrainingSetOptions) -> OfflineResult<Int64Array> {
+    fn check_entities(
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+    ) -> OfflineResult<Int64Array> {
         let schema = entities.batch.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let ts_col = entities.batch.column_by_name(&opts.timestamp_column).ok_or_else(|| {
-            let hint = did_you_mean(&opts.timestamp_column, names.iter().copied())
-                .map(|h| format!("; {h} (pass --timestamp-column)"))
-                .unwrap_or_else(|| "; name the column with --timestamp-column".into());
-            entities.error(format!("no timestamp column `{}` (columns: {}){hint}", opts.timestamp_column, entities.column_names()))
-        })?;
+        let ts_col = entities
+            .batch
+            .column_by_name(&opts.timestamp_column)
+            .ok_or_else(|| {
+                let hint = did_you_mean(&opts.timestamp_column, names.iter().copied())
+                    .map(|h| format!("; {h} (pass --timestamp-column)"))
+                    .unwrap_or_else(|| "; name the column with --timestamp-column".into());
+                entities.error(format!(
+                    "no timestamp column `{}` (columns: {}){hint}",
+                    opts.timestamp_column,
+                    entities.column_names()
+                ))
+            })?;
         let ts = to_nanos(ts_col).map_err(|e| {
-            entities.error(format!("timestamp column `{}` ({}) cannot be read as timestamps: {e}", opts.timestamp_column, ts_col.data_type()))
+            entities.error(format!(
+                "timestamp column `{}` ({}) cannot be read as timestamps: {e}",
+                opts.timestamp_column,
+                ts_col.data_type()
+            ))
         })?;
         if ts.null_count() > 0 {
             let first = (0..ts.len()).find(|i| ts.is_null(*i)).unwrap_or(0);
@@ -192,12 +248,23 @@ impl OfflineStore {
         }
         let mut out_names: Vec<String> = request.output_names();
         if opts.with_timestamps {
-            out_names.extend(request.views.iter().map(|v| event_timestamp_column_name(&v.view.name)));
+            out_names.extend(
+                request
+                    .views
+                    .iter()
+                    .map(|v| event_timestamp_column_name(&v.view.name)),
+            );
         }
         for n in &out_names {
             if names.contains(&n.as_str()) {
-                let fix = if request.full_feature_names { "rename the entity table's column" } else { "pass --full-feature-names" };
-                return Err(entities.error(format!("feature column `{n}` would collide with the entity table's column `{n}`; {fix}")));
+                let fix = if request.full_feature_names {
+                    "rename the entity table's column"
+                } else {
+                    "pass --full-feature-names"
+                };
+                return Err(entities.error(format!(
+                    "feature column `{n}` would collide with the entity table's column `{n}`; {fix}"
+                )));
             }
         }
         Ok(ts)
@@ -214,35 +281,67 @@ impl OfflineStore {
         let plans = self.plans(entities, request, opts).await?;
         let n = entities.num_rows();
         let mut columns: Vec<ArrayRef> = entities.batch.columns().to_vec();
-        let mut fields: Vec<Field> = entities.batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = entities
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         let mut per_view: Vec<RecordBatch> = Vec::with_capacity(plans.len());
-        let results = futures::future::try_join_all(plans.iter().map(|(_, plan)| collect_partitioned(Arc::clone(plan), self.ctx.task_ctx()))).await?;
+        let results = futures::future::try_join_all(
+            plans
+                .iter()
+                .map(|(_, plan)| collect_partitioned(Arc::clone(plan), self.ctx.task_ctx())),
+        )
+        .await?;
         for ((view, plan), parts) in plans.iter().zip(results) {
             let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
             let joined = concat_batches(&plan.schema(), &batches)?;
             if joined.num_rows() != n {
-                return Err(OfflineError::Request(format!("internal: view `{}` produced {} rows for {n} entity rows", view.view.name, joined.num_rows())));
+                return Err(OfflineError::Request(format!(
+                    "internal: view `{}` produced {} rows for {n} entity rows",
+                    view.view.name,
+                    joined.num_rows()
+                )));
             }
             // Restore input order: row i of the output is the joined row whose row id is i.
-            let ids = joined.column_by_name(ROW_ID).expect("row id passes through").as_primitive::<UInt64Type>();
+            let ids = joined
+                .column_by_name(ROW_ID)
+                .expect("row id passes through")
+                .as_primitive::<UInt64Type>();
             let mut perm = vec![0u32; n];
             for (i, id) in ids.values().iter().enumerate() {
                 perm[*id as usize] = i as u32;
             }
             let perm = UInt32Array::from(perm);
-            let ordered: Vec<ArrayRef> = joined.columns().iter().map(|c| take(c, &perm, None)).collect::<Result<_, _>>()?;
+            let ordered: Vec<ArrayRef> = joined
+                .columns()
+                .iter()
+                .map(|c| take(c, &perm, None))
+                .collect::<Result<_, _>>()?;
             per_view.push(RecordBatch::try_new(joined.schema(), ordered)?);
         }
         for (vidx, feature, out_name) in &request.columns {
             let b = &per_view[*vidx];
-            let col = b.column_by_name(feature).expect("scan selects every requested feature");
+            let col = b
+                .column_by_name(feature)
+                .expect("scan selects every requested feature");
             fields.push(Field::new(out_name, col.data_type().clone(), true));
             columns.push(Arc::clone(col));
         }
         if opts.with_timestamps {
             for (v, b) in request.views.iter().zip(&per_view) {
-                let ts = from_nanos(b.column_by_name(FEATURE_TS).expect("feature ts passes through").as_primitive::<Int64Type>());
-                fields.push(Field::new(event_timestamp_column_name(&v.view.name), ts.data_type().clone(), true));
+                let ts = from_nanos(
+                    b.column_by_name(FEATURE_TS)
+                        .expect("feature ts passes through")
+                        .as_primitive::<Int64Type>(),
+                );
+                fields.push(Field::new(
+                    event_timestamp_column_name(&v.view.name),
+                    ts.data_type().clone(),
+                    true,
+                ));
                 columns.push(ts);
             }
         }
@@ -267,23 +366,40 @@ impl OfflineStore {
         let mut plans = Vec::with_capacity(request.views.len());
         for view in &request.views {
             let bounds = match (min_t, max_t) {
-                (Some(lo), Some(hi)) => TimeBounds { min: pit::oldest_useful(lo, view.view.ttl), max: Some(hi) },
+                (Some(lo), Some(hi)) => TimeBounds {
+                    min: pit::oldest_useful(lo, view.view.ttl),
+                    max: Some(hi),
+                },
                 // No entity rows: an empty time range reads nothing.
-                _ => TimeBounds { min: Some(1), max: Some(0) },
+                _ => TimeBounds {
+                    min: Some(1),
+                    max: Some(0),
+                },
             };
             let right = scan_view(&self.ctx, &self.repo_dir, view, bounds).await?;
             let left = Self::left_batch(entities, view, right.schema(), &ts, &row_ids)?;
-            let plan = self.view_plan(view, right, left, opts.filter_by_created).await?;
+            let plan = self
+                .view_plan(view, right, left, opts.filter_by_created)
+                .await?;
             plans.push((view.clone(), plan));
         }
         Ok(plans)
     }
 
     /// `EXPLAIN` of the plans, one section per view.
-    pub async fn explain(&self, entities: &EntityTable, request: &FeatureRequest, opts: &TrainingSetOptions) -> OfflineResult<String> {
+    pub async fn explain(
+        &self,
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+    ) -> OfflineResult<String> {
         let mut out = String::new();
         for (view, plan) in self.plans(entities, request, opts).await? {
-            out.push_str(&format!("-- view {}\n{}\n", view.view.name, displayable(plan.as_ref()).indent(false)));
+            out.push_str(&format!(
+                "-- view {}\n{}\n",
+                view.view.name,
+                displayable(plan.as_ref()).indent(false)
+            ));
         }
         Ok(out)
     }
@@ -291,31 +407,53 @@ impl OfflineStore {
     /// For materialization: per entity key with rows in `[start, end]`, the row the point-in-time
     /// rule picks as of `end` (within the view's TTL of `end`). The same join as training sets, with
     /// one entity row per key at time `end`.
-    pub async fn latest_rows(&self, view: &ResolvedView, start: i64, end: i64) -> OfflineResult<LatestRows> {
+    pub async fn latest_rows(
+        &self,
+        view: &ResolvedView,
+        start: i64,
+        end: i64,
+    ) -> OfflineResult<LatestRows> {
         let lo = pit::oldest_useful(end, view.view.ttl).map_or(start, |o| o.max(start));
-        let bounds = TimeBounds { min: Some(lo), max: Some(end) };
+        let bounds = TimeBounds {
+            min: Some(lo),
+            max: Some(end),
+        };
         let right = scan_view(&self.ctx, &self.repo_dir, view, bounds).await?;
         let keys: Vec<_> = view.join_keys.iter().map(|k| ident(k)).collect();
         let key_batches = right.clone().select(keys)?.distinct()?.collect().await?;
         let k = view.join_keys.len();
         let key_schema = Arc::new(Schema::new(
-            view.join_keys.iter().map(|name| {
-                let f = right.schema().field_with_unqualified_name(name).expect("scan selects keys");
-                Field::new(name, f.data_type().clone(), true)
-            }).collect::<Vec<_>>(),
+            view.join_keys
+                .iter()
+                .map(|name| {
+                    let f = right
+                        .schema()
+                        .field_with_unqualified_name(name)
+                        .expect("scan selects keys");
+                    Field::new(name, f.data_type().clone(), true)
+                })
+                .collect::<Vec<_>>(),
         ));
         let keys = concat_batches(&key_schema, &key_batches)?;
         let n = keys.num_rows();
         let mut columns = keys.columns().to_vec();
         columns.push(Arc::new(Int64Array::from(vec![end; n])));
         columns.push(Arc::new(UInt64Array::from_iter_values(0..n as u64)));
-        let mut fields: Vec<Field> = key_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = key_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new(ENTITY_TS, DataType::Int64, false));
         fields.push(Field::new(ROW_ID, DataType::UInt64, false));
         let left = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        let has_created = right.schema().has_column_with_unqualified_name(FEATURE_CREATED);
+        let has_created = right
+            .schema()
+            .has_column_with_unqualified_name(FEATURE_CREATED);
         let plan = self.view_plan(view, right, left, false).await?;
-        let parts = collect_partitioned(plan, self.ctx.task_ctx()).await.map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;
+        let parts = collect_partitioned(plan, self.ctx.task_ctx())
+            .await
+            .map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;
         // Drop the entity ts and row id; keep matched rows only.
         let mut batches = Vec::new();
         for b in parts.into_iter().flatten() {
@@ -325,6 +463,10 @@ impl OfflineStore {
             let b = b.project(&projected)?;
             batches.push(datafusion::arrow::compute::filter_record_batch(&b, &mask)?);
         }
-        Ok(LatestRows { batches, key_count: k, has_created })
+        Ok(LatestRows {
+            batches,
+            key_count: k,
+            has_created,
+        })
     }
 }

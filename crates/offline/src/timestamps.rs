@@ -16,7 +16,10 @@ pub fn utc_nanos_type() -> DataType {
 
 /// Whether a column of this type can be read as an instant.
 pub fn is_timestamp_like(dt: &DataType) -> bool {
-    matches!(dt, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64)
+    matches!(
+        dt,
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+    )
 }
 
 /// An expression yielding the column as `Int64` UTC nanoseconds.
@@ -26,13 +29,23 @@ pub fn nanos_expr(e: Expr) -> Expr {
 
 /// The array as `Int64` UTC nanoseconds; strings are parsed (CSV inputs).
 pub fn to_nanos(array: &ArrayRef) -> Result<Int64Array, String> {
-    let opts = CastOptions { safe: false, ..Default::default() };
+    let opts = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     let ts = cast_with_options(array, &utc_nanos_type(), &opts).map_err(|e| e.to_string())?;
     let ints = cast_with_options(&ts, &DataType::Int64, &opts).map_err(|e| e.to_string())?;
-    Ok(ints.as_any().downcast_ref::<Int64Array>().expect("cast to Int64").clone())
+    Ok(ints
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("cast to Int64")
+        .clone())
 }
 
 /// `Int64` nanoseconds back to a UTC timestamp column, for output.
 pub fn from_nanos(array: &Int64Array) -> ArrayRef {
-    Arc::new(TimestampNanosecondArray::new(array.values().clone(), array.nulls().cloned()).with_timezone("UTC"))
+    Arc::new(
+        TimestampNanosecondArray::new(array.values().clone(), array.nulls().cloned())
+            .with_timezone("UTC"),
+    )
 }

@@ -19,23 +19,39 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store in folder `dir`.
     pub fn open(dir: &Path) -> OnlineResult<Self> {
-        let err = |e: String| OnlineError::Embedded { path: dir.to_path_buf(), message: e };
+        let err = |e: String| OnlineError::Embedded {
+            path: dir.to_path_buf(),
+            message: e,
+        };
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         let file = dir.join("online.redb");
-        let db = Database::create(&file).map_err(|e| err(format!("{e} (is another asof process using it?)")))?;
+        let db = Database::create(&file)
+            .map_err(|e| err(format!("{e} (is another asof process using it?)")))?;
         let txn = db.begin_write().map_err(|e| err(e.to_string()))?;
         txn.open_table(ROWS).map_err(|e| err(e.to_string()))?;
         txn.commit().map_err(|e| err(e.to_string()))?;
-        Ok(EmbeddedStore { db: Arc::new(db), path: dir.to_path_buf() })
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            path: dir.to_path_buf(),
+        })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> OnlineError {
-        OnlineError::Embedded { path: self.path.clone(), message: e.to_string() }
+        OnlineError::Embedded {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Database) -> Result<T, String> + Send + 'static) -> OnlineResult<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, String> + Send + 'static,
+    ) -> OnlineResult<T> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| self.err(e))?.map_err(|e| self.err(e))
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -54,7 +70,9 @@ impl OnlineStore for EmbeddedStore {
                         None => true,
                     };
                     if newer {
-                        table.insert(k.as_slice(), v.as_slice()).map_err(|e| s(&e))?;
+                        table
+                            .insert(k.as_slice(), v.as_slice())
+                            .map_err(|e| s(&e))?;
                         written += 1;
                     }
                 }
@@ -71,7 +89,12 @@ impl OnlineStore for EmbeddedStore {
             let txn = db.begin_read().map_err(|e| s(&e))?;
             let table = txn.open_table(ROWS).map_err(|e| s(&e))?;
             keys.iter()
-                .map(|k| table.get(k.as_slice()).map(|v| v.map(|v| v.value().to_vec())).map_err(|e| s(&e)))
+                .map(|k| {
+                    table
+                        .get(k.as_slice())
+                        .map(|v| v.map(|v| v.value().to_vec()))
+                        .map_err(|e| s(&e))
+                })
                 .collect()
         })
         .await
@@ -87,7 +110,11 @@ impl OnlineStore for EmbeddedStore {
                 let keys: Vec<Vec<u8>> = table
                     .range(prefix.as_slice()..)
                     .map_err(|e| s(&e))?
-                    .map_while(|r| r.ok().map(|(k, _)| k.value().to_vec()).filter(|k| k.starts_with(&prefix)))
+                    .map_while(|r| {
+                        r.ok()
+                            .map(|(k, _)| k.value().to_vec())
+                            .filter(|k| k.starts_with(&prefix))
+                    })
                     .collect();
                 n = keys.len();
                 for k in keys {

@@ -32,9 +32,17 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
 }
 
 /// Opens the store a repo's config names.
-pub async fn open(config: &OnlineStoreConfig, repo_dir: &Path) -> OnlineResult<Arc<dyn OnlineStore>> {
+pub async fn open(
+    config: &OnlineStoreConfig,
+    repo_dir: &Path,
+) -> OnlineResult<Arc<dyn OnlineStore>> {
     Ok(match config {
-        OnlineStoreConfig::Embedded { path } => Arc::new(EmbeddedStore::open(&repo_dir.join(path))?),
-        OnlineStoreConfig::Redis { connection_string, key_ttl } => Arc::new(RedisStore::connect(connection_string, *key_ttl).await?),
+        OnlineStoreConfig::Embedded { path } => {
+            Arc::new(EmbeddedStore::open(&repo_dir.join(path))?)
+        }
+        OnlineStoreConfig::Redis {
+            connection_string,
+            key_ttl,
+        } => Arc::new(RedisStore::connect(connection_string, *key_ttl).await?),
     })
 }

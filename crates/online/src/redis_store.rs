@@ -70,7 +70,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,17 +88,33 @@ impl RedisStore {
     /// Connects to `connection_string`: one URL (`redis://`, `rediss://` for TLS, password in the
     /// URL), or several comma-separated URLs of Redis Cluster nodes.
     pub async fn connect(connection_string: &str, key_ttl: Ttl) -> OnlineResult<Self> {
-        let urls: Vec<&str> = connection_string.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-        let name = format!("redis {}", urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(","));
-        let unavailable = |e: RedisError| OnlineError::Unavailable { store: name.clone(), message: e.to_string() };
+        let urls: Vec<&str> = connection_string
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let name = format!(
+            "redis {}",
+            urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",")
+        );
+        let unavailable = |e: RedisError| OnlineError::Unavailable {
+            store: name.clone(),
+            message: e.to_string(),
+        };
         let conn = if urls.len() == 1 {
-            let client = redis::Client::open(urls[0]).map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?;
+            let client = redis::Client::open(urls[0])
+                .map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)))
                 .set_number_of_retries(2)
                 .set_max_delay(Duration::from_secs(1));
-            Conn::Single(client.get_connection_manager_with_config(config).await.map_err(unavailable)?)
+            Conn::Single(
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(unavailable)?,
+            )
         } else {
             let client = ClusterClient::builder(urls.clone())
                 .connection_timeout(Duration::from_secs(2))
@@ -105,29 +123,52 @@ impl RedisStore {
                 .map_err(|e| OnlineError::Config(e.to_string()))?;
             Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
         };
-        let store = RedisStore { conn, key_ttl_ms: key_ttl.as_seconds() * 1000, script: Script::new(WRITE_IF_NEWER), name };
+        let store = RedisStore {
+            conn,
+            key_ttl_ms: key_ttl.as_seconds() * 1000,
+            script: Script::new(WRITE_IF_NEWER),
+            name,
+        };
         store.load_script().await?;
         Ok(store)
     }
 
     fn error(&self, e: RedisError) -> OnlineError {
-        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-            OnlineError::Unavailable { store: self.name.clone(), message: e.to_string() }
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            OnlineError::Unavailable {
+                store: self.name.clone(),
+                message: e.to_string(),
+            }
         } else {
-            OnlineError::Store { store: self.name.clone(), message: e.to_string() }
+            OnlineError::Store {
+                store: self.name.clone(),
+                message: e.to_string(),
+            }
         }
     }
 
     async fn load_script(&self) -> OnlineResult<()> {
         let mut conn = self.conn.clone();
-        let _: String = conn.cmd(redis::cmd("SCRIPT").arg("LOAD").arg(WRITE_IF_NEWER)).await.map_err(|e| self.error(e))?;
+        let _: String = conn
+            .cmd(redis::cmd("SCRIPT").arg("LOAD").arg(WRITE_IF_NEWER))
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(())
     }
 
     async fn write_batch(&self, rows: Vec<(Vec<u8>, Vec<u8>)>) -> OnlineResult<usize> {
         let mut pipe = redis::pipe();
         for (k, v) in &rows {
-            pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1).arg(k).arg(v).arg(self.key_ttl_ms);
+            pipe.cmd("EVALSHA")
+                .arg(self.script.get_hash())
+                .arg(1)
+                .arg(k)
+                .arg(v)
+                .arg(self.key_ttl_ms);
         }
         let mut conn = self.conn.clone();
         let res: Result<Vec<i64>, RedisError> = conn.query(&pipe).await;
@@ -139,7 +180,11 @@ impl RedisStore {
             }
             other => other,
         };
-        Ok(res.map_err(|e| self.error(e))?.into_iter().filter(|r| *r == 1).count())
+        Ok(res
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .filter(|r| *r == 1)
+            .count())
     }
 }
 
@@ -153,7 +198,10 @@ impl OnlineStore for RedisStore {
             chunks.push(rows.by_ref().take(WRITE_BATCH).collect::<Vec<_>>());
         }
         let futures: Vec<_> = chunks.into_iter().map(|c| self.write_batch(c)).collect();
-        let results: Vec<OnlineResult<usize>> = futures::stream::iter(futures).buffer_unordered(WRITES_IN_FLIGHT).collect().await;
+        let results: Vec<OnlineResult<usize>> = futures::stream::iter(futures)
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
         results.into_iter().sum()
     }
 
@@ -189,7 +237,11 @@ impl OnlineStore for RedisStore {
                 .await
                 .map_err(|e| self.error(e))?;
             if !keys.is_empty() {
-                let n: usize = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await.map_err(|e| self.error(e))?;
+                let n: usize = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error(e))?;
                 deleted += n;
             }
             if next == 0 {

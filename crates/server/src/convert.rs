@@ -4,7 +4,10 @@
 use asof_core::keys::KeyValue;
 use asof_core::value::Value;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
+};
 use prost_types::Timestamp;
 
 use crate::proto::v1::{self, value::Kind};
@@ -26,7 +29,8 @@ pub fn value_at(array: &ArrayRef, row: usize) -> Value {
         DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(row).to_vec()),
         DataType::LargeBinary => Value::Bytes(array.as_binary::<i64>().value(row).to_vec()),
         DataType::BinaryView => Value::Bytes(array.as_binary_view().value(row).to_vec()),
-        DataType::Timestamp(_, _) => match asof_offline::timestamps::to_nanos(&array.slice(row, 1)) {
+        DataType::Timestamp(_, _) => match asof_offline::timestamps::to_nanos(&array.slice(row, 1))
+        {
             Ok(ns) => Value::Timestamp(ns.value(0)),
             Err(_) => Value::Null,
         },
@@ -52,7 +56,9 @@ pub fn key_at(array: &ArrayRef, row: usize) -> Option<KeyValue> {
         DataType::UInt8 => int(array.as_primitive::<UInt8Type>().value(row).into()),
         DataType::UInt16 => int(array.as_primitive::<UInt16Type>().value(row).into()),
         DataType::UInt32 => int(array.as_primitive::<UInt32Type>().value(row).into()),
-        DataType::UInt64 => i64::try_from(array.as_primitive::<UInt64Type>().value(row)).ok().map(KeyValue::Int),
+        DataType::UInt64 => i64::try_from(array.as_primitive::<UInt64Type>().value(row))
+            .ok()
+            .map(KeyValue::Int),
         _ => match value_at(array, row) {
             Value::String(s) => Some(KeyValue::Str(s)),
             Value::Bytes(b) => Some(KeyValue::Bytes(b)),
@@ -62,11 +68,16 @@ pub fn key_at(array: &ArrayRef, row: usize) -> Option<KeyValue> {
 }
 
 pub fn timestamp(ns: i64) -> Timestamp {
-    Timestamp { seconds: ns.div_euclid(1_000_000_000), nanos: ns.rem_euclid(1_000_000_000) as i32 }
+    Timestamp {
+        seconds: ns.div_euclid(1_000_000_000),
+        nanos: ns.rem_euclid(1_000_000_000) as i32,
+    }
 }
 
 pub fn nanos(ts: &Timestamp) -> i64 {
-    ts.seconds.saturating_mul(1_000_000_000).saturating_add(i64::from(ts.nanos))
+    ts.seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ts.nanos))
 }
 
 pub fn to_proto(v: &Value) -> v1::Value {
@@ -80,7 +91,9 @@ pub fn to_proto(v: &Value) -> v1::Value {
         Value::String(s) => Some(Kind::StringVal(s.clone())),
         Value::Bytes(b) => Some(Kind::BytesVal(b.clone())),
         Value::Timestamp(t) => Some(Kind::TimestampVal(timestamp(*t))),
-        Value::List(items) => Some(Kind::ListVal(v1::ValueList { values: items.iter().map(to_proto).collect() })),
+        Value::List(items) => Some(Kind::ListVal(v1::ValueList {
+            values: items.iter().map(to_proto).collect(),
+        })),
     };
     v1::Value { kind }
 }

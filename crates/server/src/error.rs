@@ -22,8 +22,12 @@ impl From<ServerError> for tonic::Status {
     fn from(e: ServerError) -> Self {
         match &e {
             ServerError::InvalidArgument(m) => tonic::Status::invalid_argument(m.clone()),
-            ServerError::Core(asof_core::CoreError::Request(m)) => tonic::Status::invalid_argument(m.clone()),
-            ServerError::Online(OnlineError::Unavailable { .. }) => tonic::Status::unavailable(e.to_string()),
+            ServerError::Core(asof_core::CoreError::Request(m)) => {
+                tonic::Status::invalid_argument(m.clone())
+            }
+            ServerError::Online(OnlineError::Unavailable { .. }) => {
+                tonic::Status::unavailable(e.to_string())
+            }
             _ => tonic::Status::internal(e.to_string()),
         }
     }

@@ -5,6 +5,7 @@
 pub mod convert;
 pub mod error;
 pub mod materialize;
+pub mod metrics;
 pub mod proto;
 pub mod service;
 

@@ -38,15 +38,31 @@ const CHUNK: usize = 20_000;
 pub fn select_views(registry: &Registry, names: &[String]) -> ServerResult<Vec<String>> {
     let catalog = registry.catalog();
     if names.is_empty() {
-        return Ok(catalog.feature_views.values().filter(|v| v.online).map(|v| v.name.clone()).collect());
+        return Ok(catalog
+            .feature_views
+            .values()
+            .filter(|v| v.online)
+            .map(|v| v.name.clone())
+            .collect());
     }
     for n in names {
         match catalog.feature_views.get(n) {
             None => {
-                let hint = asof_core::error::did_you_mean(n, catalog.feature_views.keys().map(String::as_str)).map(|h| format!("; {h}")).unwrap_or_default();
-                return Err(ServerError::InvalidArgument(format!("unknown feature view `{n}`{hint}")));
+                let hint = asof_core::error::did_you_mean(
+                    n,
+                    catalog.feature_views.keys().map(String::as_str),
+                )
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+                return Err(ServerError::InvalidArgument(format!(
+                    "unknown feature view `{n}`{hint}"
+                )));
             }
-            Some(v) if !v.online => return Err(ServerError::InvalidArgument(format!("feature view `{n}` is not online (`online: false`)"))),
+            Some(v) if !v.online => {
+                return Err(ServerError::InvalidArgument(format!(
+                    "feature view `{n}` is not online (`online: false`)"
+                )));
+            }
             Some(_) => {}
         }
     }
@@ -59,11 +75,21 @@ pub fn incremental_start(registry: &Registry, view: &str, end: i64) -> i64 {
     if let Some(m) = registry.materialization.get(view) {
         return time::to_nanos(m.watermark);
     }
-    let ttl = registry.feature_views.get(view).map(|v| v.spec.ttl).unwrap_or_default();
+    let ttl = registry
+        .feature_views
+        .get(view)
+        .map(|v| v.spec.ttl)
+        .unwrap_or_default();
     pit::oldest_useful(end, ttl).unwrap_or(end - 52 * 7 * 86_400 * 1_000_000_000)
 }
 
-fn encode(project: &str, view: &asof_core::ResolvedView, batch: &RecordBatch, k: usize, has_created: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn encode(
+    project: &str,
+    view: &asof_core::ResolvedView,
+    batch: &RecordBatch,
+    k: usize,
+    has_created: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let ts = batch.column(k).as_primitive::<Int64Type>();
     let created = has_created.then(|| batch.column(k + 1).as_primitive::<Int64Type>());
     let first_feature = k + 1 + usize::from(has_created);
@@ -77,9 +103,22 @@ fn encode(project: &str, view: &asof_core::ResolvedView, batch: &RecordBatch, k:
         let stored = StoredRow {
             event_ts: ts.value(row),
             created_ts: created.and_then(|c| c.is_valid(row).then(|| c.value(row))),
-            features: view.features.iter().enumerate().map(|(j, f)| (f.name.clone(), value_at(batch.column(first_feature + j), row))).collect(),
+            features: view
+                .features
+                .iter()
+                .enumerate()
+                .map(|(j, f)| {
+                    (
+                        f.name.clone(),
+                        value_at(batch.column(first_feature + j), row),
+                    )
+                })
+                .collect(),
         };
-        out.push((store_key(project, &view.view.name, &entity), stored.encode()));
+        out.push((
+            store_key(project, &view.view.name, &entity),
+            stored.encode(),
+        ));
     }
     out
 }
@@ -110,7 +149,14 @@ pub async fn materialize(
         let request = FeatureRequest::resolve(&catalog, std::slice::from_ref(name), false)?;
         let view = &request.views[0];
         let latest = offline.latest_rows(view, start, end).await?;
-        let mut report = ViewReport { view: name.clone(), start: time::format_nanos(start), end: time::format_nanos(end), keys: 0, written: 0, feature_values: 0 };
+        let mut report = ViewReport {
+            view: name.clone(),
+            start: time::format_nanos(start),
+            end: time::format_nanos(end),
+            keys: 0,
+            written: 0,
+            feature_values: 0,
+        };
         let mut newest: Option<i64> = None;
         let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for batch in &latest.batches {
@@ -118,7 +164,13 @@ pub async fn materialize(
             if let Some(m) = datafusion::arrow::compute::max(ts) {
                 newest = Some(newest.map_or(m, |n| n.max(m)));
             }
-            pending.extend(encode(&registry.project, view, batch, latest.key_count, latest.has_created));
+            pending.extend(encode(
+                &registry.project,
+                view,
+                batch,
+                latest.key_count,
+                latest.has_created,
+            ));
             while pending.len() >= CHUNK {
                 let rest = pending.split_off(CHUNK);
                 let chunk = std::mem::replace(&mut pending, rest);
@@ -134,9 +186,22 @@ pub async fn materialize(
         // Only now, with the rows in the store, does the watermark move.
         let now = chrono::Utc::now();
         let prev = registry.materialization.get(name);
-        let newest = newest.map(time::from_nanos).into_iter().chain(prev.and_then(|m| m.newest_event_timestamp)).max();
-        let watermark = prev.map_or(time::from_nanos(end), |m| m.watermark.max(time::from_nanos(end)));
-        registry.materialization.insert(name.clone(), Materialization { watermark, newest_event_timestamp: newest, updated_at: now });
+        let newest = newest
+            .map(time::from_nanos)
+            .into_iter()
+            .chain(prev.and_then(|m| m.newest_event_timestamp))
+            .max();
+        let watermark = prev.map_or(time::from_nanos(end), |m| {
+            m.watermark.max(time::from_nanos(end))
+        });
+        registry.materialization.insert(
+            name.clone(),
+            Materialization {
+                watermark,
+                newest_event_timestamp: newest,
+                updated_at: now,
+            },
+        );
         registry.save(registry_path)?;
         reports.push(report);
     }

@@ -16,11 +16,13 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::{from_proto, nanos, timestamp, to_proto};
 use crate::error::{ServerError, ServerResult};
+use crate::metrics::Metrics;
 use crate::proto::v1::feature_serving_server::{FeatureServing, FeatureServingServer};
 use crate::proto::v1::get_online_features_request::Kind as RequestKind;
 use crate::proto::v1::{
-    FeatureSpec, FeatureVector, FeatureViewInfo, FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse,
-    GetOnlineFeaturesResponseMetadata, ListFeatureViewsRequest, ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse,
+    FeatureSpec, FeatureVector, FeatureViewInfo, FieldStatus, GetOnlineFeaturesRequest,
+    GetOnlineFeaturesResponse, GetOnlineFeaturesResponseMetadata, ListFeatureViewsRequest,
+    ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse,
 };
 
 /// Largest request or response, either way.
@@ -32,11 +34,37 @@ pub struct Serving {
     registry: Arc<Registry>,
     catalog: Arc<Catalog>,
     store: Arc<dyn OnlineStore>,
+    metrics: Metrics,
 }
 
 impl Serving {
     pub fn new(registry: Registry, store: Arc<dyn OnlineStore>) -> Self {
-        Serving { catalog: Arc::new(registry.catalog()), registry: Arc::new(registry), store }
+        let metrics = Metrics::new(&registry);
+        Serving {
+            catalog: Arc::new(registry.catalog()),
+            registry: Arc::new(registry),
+            store,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// Runs an RPC body, recording its latency and outcome.
+    async fn observed<T>(
+        &self,
+        rpc: &str,
+        body: impl std::future::Future<Output = ServerResult<T>>,
+    ) -> Result<Response<T>, Status> {
+        let started = std::time::Instant::now();
+        let result = body.await;
+        let unavailable = matches!(result, Err(ServerError::Online(_)));
+        let result = result.map(Response::new).map_err(Status::from);
+        let code = result.as_ref().err().map_or(tonic::Code::Ok, |s| s.code());
+        self.metrics.observe(rpc, started, code, unavailable);
+        result
     }
 
     fn invalid(msg: impl Into<String>) -> ServerError {
@@ -59,8 +87,15 @@ impl Serving {
         }
         for k in &needed {
             if !entities.contains_key(k) {
-                let view = req.views.iter().find(|v| v.join_keys.contains(k)).map(|v| v.view.name.as_str()).unwrap_or("");
-                return Err(Self::invalid(format!("missing entity key `{k}` (the join key of view `{view}`)")));
+                let view = req
+                    .views
+                    .iter()
+                    .find(|v| v.join_keys.contains(k))
+                    .map(|v| v.view.name.as_str())
+                    .unwrap_or("");
+                return Err(Self::invalid(format!(
+                    "missing entity key `{k}` (the join key of view `{view}`)"
+                )));
             }
         }
         let mut n = None;
@@ -69,13 +104,19 @@ impl Serving {
         sorted.sort();
         for name in sorted {
             if !needed.contains(name) {
-                return Err(Self::invalid(format!("unknown entity key `{name}`: the requested views key on {}", needed.join(", "))));
+                return Err(Self::invalid(format!(
+                    "unknown entity key `{name}`: the requested views key on {}",
+                    needed.join(", ")
+                )));
             }
             let values = &entities[name].values;
             match n {
                 None => n = Some((name.clone(), values.len())),
                 Some((ref first, len)) if len != values.len() => {
-                    return Err(Self::invalid(format!("entity key `{name}` has {} values but `{first}` has {len}: give one value per row for every key", values.len())));
+                    return Err(Self::invalid(format!(
+                        "entity key `{name}` has {} values but `{first}` has {len}: give one value per row for every key",
+                        values.len()
+                    )));
                 }
                 Some(_) => {}
             }
@@ -86,7 +127,9 @@ impl Serving {
                     (Value::Null, _) => keys.push(None),
                     (_, Some(k)) => keys.push(Some(k)),
                     (other, None) => {
-                        return Err(Self::invalid(format!("entity key `{name}` row {i}: {other:?} is not a valid key; use int32, int64, string or bytes values")));
+                        return Err(Self::invalid(format!(
+                            "entity key `{name}` row {i}: {other:?} is not a valid key; use int32, int64, string or bytes values"
+                        )));
                     }
                 }
             }
@@ -95,13 +138,24 @@ impl Serving {
         Ok((n.map_or(0, |(_, len)| len), needed, cols))
     }
 
-    pub async fn get_online_features(&self, req: GetOnlineFeaturesRequest) -> ServerResult<GetOnlineFeaturesResponse> {
+    pub async fn get_online_features(
+        &self,
+        req: GetOnlineFeaturesRequest,
+    ) -> ServerResult<GetOnlineFeaturesResponse> {
         let request = match &req.kind {
-            Some(RequestKind::Features(list)) => FeatureRequest::resolve(&self.catalog, &list.features, req.full_feature_names)?,
-            Some(RequestKind::FeatureService(s)) => FeatureRequest::resolve_service(&self.catalog, s, req.full_feature_names)?,
+            Some(RequestKind::Features(list)) => {
+                FeatureRequest::resolve(&self.catalog, &list.features, req.full_feature_names)?
+            }
+            Some(RequestKind::FeatureService(s)) => {
+                FeatureRequest::resolve_service(&self.catalog, s, req.full_feature_names)?
+            }
             None => return Err(Self::invalid("name `features` or a `feature_service`")),
         };
-        let as_of = req.as_of.as_ref().map(nanos).unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
+        let as_of = req
+            .as_of
+            .as_ref()
+            .map(nanos)
+            .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
         let (n, key_names, keys) = Self::entity_columns(&request, &req.entities)?;
 
         // One store key per (view, row); absent keys (null entity values) are never looked up.
@@ -111,9 +165,14 @@ impl Serving {
             let names: Vec<&str> = v.join_keys.iter().map(String::as_str).collect();
             let mut view_slots = Vec::with_capacity(n);
             for row in 0..n {
-                let row_keys: Option<Vec<&KeyValue>> = v.join_keys.iter().map(|k| keys[k][row].as_ref()).collect();
+                let row_keys: Option<Vec<&KeyValue>> =
+                    v.join_keys.iter().map(|k| keys[k][row].as_ref()).collect();
                 view_slots.push(row_keys.map(|ks| {
-                    lookups.push(store_key(&self.registry.project, &v.view.name, &encode_entity_key(&names, &ks)));
+                    lookups.push(store_key(
+                        &self.registry.project,
+                        &v.view.name,
+                        &encode_entity_key(&names, &ks),
+                    ));
                     lookups.len() - 1
                 }));
             }
@@ -123,7 +182,9 @@ impl Serving {
         let mut rows: Vec<Option<StoredRow>> = Vec::with_capacity(raw.len());
         for r in raw {
             rows.push(match r {
-                Some(bytes) => Some(StoredRow::decode(&bytes).map_err(|e| ServerError::Transport(e.to_string()))?),
+                Some(bytes) => Some(
+                    StoredRow::decode(&bytes).map_err(|e| ServerError::Transport(e.to_string()))?,
+                ),
                 None => None,
             });
         }
@@ -132,49 +193,103 @@ impl Serving {
         let mut results = Vec::with_capacity(key_names.len() + request.columns.len());
         for k in &key_names {
             let values = req.entities[k].values.clone();
-            results.push(FeatureVector { statuses: vec![FieldStatus::Present as i32; values.len()], event_timestamps: vec![Default::default(); values.len()], values });
+            results.push(FeatureVector {
+                statuses: vec![FieldStatus::Present as i32; values.len()],
+                event_timestamps: vec![Default::default(); values.len()],
+                values,
+            });
         }
         for (vidx, feature, out_name) in &request.columns {
             let view = &request.views[*vidx].view;
-            let mut fv = FeatureVector { values: Vec::with_capacity(n), statuses: Vec::with_capacity(n), event_timestamps: Vec::with_capacity(n) };
+            let mut fv = FeatureVector {
+                values: Vec::with_capacity(n),
+                statuses: Vec::with_capacity(n),
+                event_timestamps: Vec::with_capacity(n),
+            };
             for row in 0..n {
                 let stored = slots[*vidx][row].and_then(|s| rows[s].as_ref());
                 let (value, status, ts) = match stored {
                     None => (Value::Null, FieldStatus::NotFound, None),
                     Some(r) => match pit::classify(r.event_ts, as_of, view.ttl) {
                         Freshness::Future => (Value::Null, FieldStatus::NotFound, None),
-                        Freshness::Expired => (Value::Null, FieldStatus::OutsideMaxAge, Some(r.event_ts)),
+                        Freshness::Expired => {
+                            (Value::Null, FieldStatus::OutsideMaxAge, Some(r.event_ts))
+                        }
                         Freshness::Fresh => {
-                            let v = r.features.iter().find(|(n, _)| n == feature).map(|(_, v)| v.clone()).unwrap_or(Value::Null);
-                            let status = if v == Value::Null { FieldStatus::NullValue } else { FieldStatus::Present };
+                            let v = r
+                                .features
+                                .iter()
+                                .find(|(n, _)| n == feature)
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or(Value::Null);
+                            let status = if v == Value::Null {
+                                FieldStatus::NullValue
+                            } else {
+                                FieldStatus::Present
+                            };
                             (v, status, Some(r.event_ts))
                         }
                     },
                 };
                 fv.values.push(to_proto(&value));
                 fv.statuses.push(status as i32);
-                fv.event_timestamps.push(ts.map(timestamp).unwrap_or_default());
+                fv.event_timestamps
+                    .push(ts.map(timestamp).unwrap_or_default());
             }
             names.push(out_name.clone());
             results.push(fv);
         }
-        Ok(GetOnlineFeaturesResponse { metadata: Some(GetOnlineFeaturesResponseMetadata { feature_names: names }), results, as_of: Some(timestamp(as_of)) })
+        let mut counts = [0u64; 5];
+        for r in &results[key_names.len()..] {
+            for s in &r.statuses {
+                counts[(*s as usize).min(4)] += 1;
+            }
+        }
+        self.metrics.served(
+            n,
+            [
+                ("PRESENT", counts[1]),
+                ("NULL_VALUE", counts[2]),
+                ("NOT_FOUND", counts[3]),
+                ("OUTSIDE_MAX_AGE", counts[4]),
+            ],
+        );
+        Ok(GetOnlineFeaturesResponse {
+            metadata: Some(GetOnlineFeaturesResponseMetadata {
+                feature_names: names,
+            }),
+            results,
+            as_of: Some(timestamp(as_of)),
+        })
     }
 
-    pub async fn push_features(&self, req: PushFeaturesRequest) -> ServerResult<PushFeaturesResponse> {
+    pub async fn push_features(
+        &self,
+        req: PushFeaturesRequest,
+    ) -> ServerResult<PushFeaturesResponse> {
         let refs = vec![req.feature_view.clone()];
         let request = FeatureRequest::resolve(&self.catalog, &refs, false)?;
         let view = &request.views[0];
         let col = |name: &str| req.columns.get(name).map(|c| &c.values);
-        let ts = col("event_timestamp").ok_or_else(|| Self::invalid("push needs an `event_timestamp` column"))?;
+        let ts = col("event_timestamp")
+            .ok_or_else(|| Self::invalid("push needs an `event_timestamp` column"))?;
         let n = ts.len();
         for (name, c) in &req.columns {
             if c.values.len() != n {
-                return Err(Self::invalid(format!("column `{name}` has {} values but `event_timestamp` has {n}", c.values.len())));
+                return Err(Self::invalid(format!(
+                    "column `{name}` has {} values but `event_timestamp` has {n}",
+                    c.values.len()
+                )));
             }
-            let known = name == "event_timestamp" || name == "created" || view.join_keys.contains(name) || view.view.feature(name).is_some();
+            let known = name == "event_timestamp"
+                || name == "created"
+                || view.join_keys.contains(name)
+                || view.view.feature(name).is_some();
             if !known {
-                return Err(Self::invalid(format!("view `{}` has no column `{name}`", view.view.name)));
+                return Err(Self::invalid(format!(
+                    "view `{}` has no column `{name}`",
+                    view.view.name
+                )));
             }
         }
         let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
@@ -182,33 +297,68 @@ impl Serving {
         for row in 0..n {
             let mut keys = Vec::with_capacity(names.len());
             for k in &names {
-                let v = col(k).ok_or_else(|| Self::invalid(format!("push to `{}` needs join key column `{k}`", view.view.name)))?;
-                let key = KeyValue::from_value(&from_proto(&v[row])).ok_or_else(|| Self::invalid(format!("column `{k}` row {row}: not a valid key")))?;
+                let v = col(k).ok_or_else(|| {
+                    Self::invalid(format!(
+                        "push to `{}` needs join key column `{k}`",
+                        view.view.name
+                    ))
+                })?;
+                let key = KeyValue::from_value(&from_proto(&v[row])).ok_or_else(|| {
+                    Self::invalid(format!("column `{k}` row {row}: not a valid key"))
+                })?;
                 keys.push(key);
             }
             let event_ts = match from_proto(&ts[row]) {
                 Value::Timestamp(t) => t,
-                other => return Err(Self::invalid(format!("`event_timestamp` row {row}: {other:?} is not a timestamp"))),
+                other => {
+                    return Err(Self::invalid(format!(
+                        "`event_timestamp` row {row}: {other:?} is not a timestamp"
+                    )));
+                }
             };
             let created_ts = match col("created").map(|c| from_proto(&c[row])) {
                 Some(Value::Timestamp(t)) => Some(t),
                 None | Some(Value::Null) => None,
-                Some(other) => return Err(Self::invalid(format!("`created` row {row}: {other:?} is not a timestamp"))),
+                Some(other) => {
+                    return Err(Self::invalid(format!(
+                        "`created` row {row}: {other:?} is not a timestamp"
+                    )));
+                }
             };
             let mut features = Vec::with_capacity(view.features.len());
             for f in &view.view.features {
-                let v = col(&f.name).map(|c| from_proto(&c[row])).unwrap_or(Value::Null);
+                let v = col(&f.name)
+                    .map(|c| from_proto(&c[row]))
+                    .unwrap_or(Value::Null);
                 if !value_matches(&v, &f.dtype) {
-                    return Err(Self::invalid(format!("column `{}` row {row}: {v:?} is not a {}", f.name, f.dtype)));
+                    return Err(Self::invalid(format!(
+                        "column `{}` row {row}: {v:?} is not a {}",
+                        f.name, f.dtype
+                    )));
                 }
                 features.push((f.name.clone(), v));
             }
             let key_refs: Vec<&KeyValue> = keys.iter().collect();
-            let key = store_key(&self.registry.project, &view.view.name, &encode_entity_key(&names, &key_refs));
-            writes.push((key, StoredRow { event_ts, created_ts, features }.encode()));
+            let key = store_key(
+                &self.registry.project,
+                &view.view.name,
+                &encode_entity_key(&names, &key_refs),
+            );
+            writes.push((
+                key,
+                StoredRow {
+                    event_ts,
+                    created_ts,
+                    features,
+                }
+                .encode(),
+            ));
         }
         let written = self.store.write(writes).await?;
-        Ok(PushFeaturesResponse { written: written as u64, skipped: (n - written) as u64 })
+        Ok(PushFeaturesResponse {
+            written: written as u64,
+            skipped: (n - written) as u64,
+        })
     }
 
     pub fn list_feature_views(&self) -> ListFeatureViewsResponse {
@@ -219,10 +369,21 @@ impl Serving {
             .map(|v| FeatureViewInfo {
                 name: v.name.clone(),
                 join_keys: self.catalog.join_keys(v),
-                features: v.features.iter().map(|f| FeatureSpec { name: f.name.clone(), dtype: f.dtype.to_string() }).collect(),
+                features: v
+                    .features
+                    .iter()
+                    .map(|f| FeatureSpec {
+                        name: f.name.clone(),
+                        dtype: f.dtype.to_string(),
+                    })
+                    .collect(),
                 ttl_seconds: v.ttl.as_seconds(),
                 online: v.online,
-                materialized_until: self.registry.materialization.get(&v.name).map(|m| timestamp(time::to_nanos(m.watermark))),
+                materialized_until: self
+                    .registry
+                    .materialization
+                    .get(&v.name)
+                    .map(|m| timestamp(time::to_nanos(m.watermark))),
             })
             .collect();
         ListFeatureViewsResponse { feature_views }
@@ -234,9 +395,13 @@ fn value_matches(v: &Value, d: &asof_core::DType) -> bool {
     use asof_core::DType as D;
     match (v, d) {
         (Value::Null, _) => true,
-        (Value::Bool(_), D::Bool) | (Value::Int32(_), D::Int32) | (Value::Int64(_), D::Int64) => true,
+        (Value::Bool(_), D::Bool) | (Value::Int32(_), D::Int32) | (Value::Int64(_), D::Int64) => {
+            true
+        }
         (Value::Float32(_), D::Float32) | (Value::Float64(_), D::Float64) => true,
-        (Value::String(_), D::String) | (Value::Bytes(_), D::Bytes) | (Value::Timestamp(_), D::Timestamp) => true,
+        (Value::String(_), D::String)
+        | (Value::Bytes(_), D::Bytes)
+        | (Value::Timestamp(_), D::Timestamp) => true,
         (Value::List(items), D::List(inner)) => items.iter().all(|i| value_matches(i, inner)),
         _ => false,
     }
@@ -244,16 +409,36 @@ fn value_matches(v: &Value, d: &asof_core::DType) -> bool {
 
 #[tonic::async_trait]
 impl FeatureServing for Serving {
-    async fn get_online_features(&self, request: Request<GetOnlineFeaturesRequest>) -> Result<Response<GetOnlineFeaturesResponse>, Status> {
-        Ok(Response::new(Serving::get_online_features(self, request.into_inner()).await?))
+    async fn get_online_features(
+        &self,
+        request: Request<GetOnlineFeaturesRequest>,
+    ) -> Result<Response<GetOnlineFeaturesResponse>, Status> {
+        self.observed(
+            "GetOnlineFeatures",
+            Serving::get_online_features(self, request.into_inner()),
+        )
+        .await
     }
 
-    async fn push_features(&self, request: Request<PushFeaturesRequest>) -> Result<Response<PushFeaturesResponse>, Status> {
-        Ok(Response::new(Serving::push_features(self, request.into_inner()).await?))
+    async fn push_features(
+        &self,
+        request: Request<PushFeaturesRequest>,
+    ) -> Result<Response<PushFeaturesResponse>, Status> {
+        self.observed(
+            "PushFeatures",
+            Serving::push_features(self, request.into_inner()),
+        )
+        .await
     }
 
-    async fn list_feature_views(&self, _: Request<ListFeatureViewsRequest>) -> Result<Response<ListFeatureViewsResponse>, Status> {
-        Ok(Response::new(Serving::list_feature_views(self)))
+    async fn list_feature_views(
+        &self,
+        _: Request<ListFeatureViewsRequest>,
+    ) -> Result<Response<ListFeatureViewsResponse>, Status> {
+        self.observed("ListFeatureViews", async {
+            Ok(Serving::list_feature_views(self))
+        })
+        .await
     }
 }
 
@@ -264,15 +449,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> ServerResult<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServerError::Transport(format!("cannot listen on {addr}: {e}")))?;
-    let local = listener.local_addr().map_err(|e| ServerError::Transport(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Transport(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Transport(e.to_string()))?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<FeatureServingServer<Serving>>().await;
+    health_reporter
+        .set_serving::<FeatureServingServer<Serving>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Transport(e.to_string()))?;
-    let service = FeatureServingServer::new(serving).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let service = FeatureServingServer::new(serving)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     on_ready(local);
     tonic::transport::Server::builder()
         .timeout(Duration::from_secs(10))
@@ -280,7 +473,10 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))
 }

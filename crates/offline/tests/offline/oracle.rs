@@ -12,17 +12,31 @@ pub(crate) struct FRow {
 
 /// The ids of rows that may answer an entity row (ties on `(ts, created)` allow several), or empty
 /// when none may.
-pub(crate) fn expected(rows: &[FRow], keys: &[Option<String>], t: i64, ttl: Option<i64>, filter_by_created: bool) -> Vec<i64> {
+pub(crate) fn expected(
+    rows: &[FRow],
+    keys: &[Option<String>],
+    t: i64,
+    ttl: Option<i64>,
+    filter_by_created: bool,
+) -> Vec<i64> {
     if keys.iter().any(Option::is_none) {
         return vec![];
     }
     let eligible: Vec<&FRow> = rows
         .iter()
         .filter(|r| r.keys.iter().all(Option::is_some) && r.keys == keys)
-        .filter(|r| r.ts.is_some_and(|ts| ts <= t && ttl.is_none_or(|ttl| ts >= t - ttl)))
+        .filter(|r| {
+            r.ts.is_some_and(|ts| ts <= t && ttl.is_none_or(|ttl| ts >= t - ttl))
+        })
         .filter(|r| !filter_by_created || r.created.is_none_or(|c| c <= t))
         .collect();
     let key = |r: &FRow| (r.ts.unwrap(), r.created.unwrap_or(i64::MIN));
-    let Some(best) = eligible.iter().map(|r| key(r)).max() else { return vec![] };
-    eligible.iter().filter(|r| key(r) == best).map(|r| r.id).collect()
+    let Some(best) = eligible.iter().map(|r| key(r)).max() else {
+        return vec![];
+    };
+    eligible
+        .iter()
+        .filter(|r| key(r) == best)
+        .map(|r| r.id)
+        .collect()
 }

@@ -12,8 +12,9 @@ use asof_core::{Catalog, DType, FeatureRequest, Ttl};
 use asof_offline::output::write_table;
 use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-    TimestampMicrosecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampSecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use proptest::prelude::*;
@@ -35,12 +36,21 @@ fn feature_rows() -> impl Strategy<Value = Vec<Row>> {
     prop::collection::vec(
         (
             prop::option::weighted(0.9, 0i64..4),
-            prop::option::weighted(0.9, prop::sample::select(vec!["x".to_string(), "y".to_string()])),
+            prop::option::weighted(
+                0.9,
+                prop::sample::select(vec!["x".to_string(), "y".to_string()]),
+            ),
             prop::option::weighted(0.95, 0i64..20),
             prop::option::weighted(0.8, 0i64..25),
             prop::option::weighted(0.8, -5.0f64..5.0),
         )
-            .prop_map(|(k1, k2, ts, created, maybe)| Row { k1, k2, ts, created, maybe }),
+            .prop_map(|(k1, k2, ts, created, maybe)| Row {
+                k1,
+                k2,
+                ts,
+                created,
+                maybe,
+            }),
         0..40,
     )
 }
@@ -49,7 +59,10 @@ fn entity_rows() -> impl Strategy<Value = Vec<(Option<i32>, Option<String>, i64)
     prop::collection::vec(
         (
             prop::option::weighted(0.95, 0i32..5),
-            prop::option::weighted(0.95, prop::sample::select(vec!["x".to_string(), "y".to_string(), "z".to_string()])),
+            prop::option::weighted(
+                0.95,
+                prop::sample::select(vec!["x".to_string(), "y".to_string(), "z".to_string()]),
+            ),
             0i64..25,
         ),
         0..30,
@@ -81,21 +94,37 @@ fn write_source(dir: &Path, name: &str, rows: &[Row], composite: bool, unit: u8,
     for (part, chunk) in [&rows[..half], &rows[half..]].iter().enumerate() {
         let offset = if part == 0 { 0 } else { half as i64 };
         let mut fields = vec![Field::new("k1", DataType::Int64, true)];
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(chunk.iter().map(|r| r.k1).collect::<Vec<_>>()))];
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(
+            chunk.iter().map(|r| r.k1).collect::<Vec<_>>(),
+        ))];
         if composite {
             fields.push(Field::new("k2", DataType::Utf8, true));
-            cols.push(Arc::new(StringArray::from(chunk.iter().map(|r| r.k2.clone()).collect::<Vec<_>>())));
+            cols.push(Arc::new(StringArray::from(
+                chunk.iter().map(|r| r.k2.clone()).collect::<Vec<_>>(),
+            )));
         }
-        let ts = ts_array(&chunk.iter().map(|r| r.ts).collect::<Vec<_>>(), unit, zone(z));
+        let ts = ts_array(
+            &chunk.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            unit,
+            zone(z),
+        );
         fields.push(Field::new("ts", ts.data_type().clone(), true));
         cols.push(ts);
-        let created = ts_array(&chunk.iter().map(|r| r.created).collect::<Vec<_>>(), unit + 1, zone(z + 1));
+        let created = ts_array(
+            &chunk.iter().map(|r| r.created).collect::<Vec<_>>(),
+            unit + 1,
+            zone(z + 1),
+        );
         fields.push(Field::new("created", created.data_type().clone(), true));
         cols.push(created);
         fields.push(Field::new("id", DataType::Int64, false));
-        cols.push(Arc::new(Int64Array::from_iter_values((0..chunk.len() as i64).map(|i| i + offset))));
+        cols.push(Arc::new(Int64Array::from_iter_values(
+            (0..chunk.len() as i64).map(|i| i + offset),
+        )));
         fields.push(Field::new("maybe", DataType::Float64, true));
-        cols.push(Arc::new(Float64Array::from(chunk.iter().map(|r| r.maybe).collect::<Vec<_>>())));
+        cols.push(Arc::new(Float64Array::from(
+            chunk.iter().map(|r| r.maybe).collect::<Vec<_>>(),
+        )));
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
         if batch.num_rows() > 0 || part == 0 {
             write_table(&folder.join(format!("part-{part}.parquet")), &[batch]).unwrap();
@@ -106,7 +135,15 @@ fn write_source(dir: &Path, name: &str, rows: &[Row], composite: bool, unit: u8,
 fn catalog(ttl_a: Ttl, ttl_b: Ttl) -> Catalog {
     let mut c = Catalog::default();
     for (name, key) in [("a", "k1"), ("b", "k2")] {
-        c.entities.insert(name.into(), Entity { name: name.into(), join_keys: vec![key.into()], description: String::new(), tags: BTreeMap::new() });
+        c.entities.insert(
+            name.into(),
+            Entity {
+                name: name.into(),
+                join_keys: vec![key.into()],
+                description: String::new(),
+                tags: BTreeMap::new(),
+            },
+        );
     }
     for (view, entities, ttl) in [("va", vec!["a"], ttl_a), ("vb", vec!["a", "b"], ttl_b)] {
         let source = format!("{view}_src");
@@ -130,8 +167,16 @@ fn catalog(ttl_a: Ttl, ttl_b: Ttl) -> Catalog {
                 ttl,
                 online: true,
                 features: vec![
-                    Feature { name: "id".into(), dtype: DType::Int64, description: String::new() },
-                    Feature { name: "maybe".into(), dtype: DType::Float64, description: String::new() },
+                    Feature {
+                        name: "id".into(),
+                        dtype: DType::Int64,
+                        description: String::new(),
+                    },
+                    Feature {
+                        name: "maybe".into(),
+                        dtype: DType::Float64,
+                        description: String::new(),
+                    },
                 ],
                 tags: BTreeMap::new(),
                 description: String::new(),
@@ -149,7 +194,12 @@ fn oracle_rows(rows: &[Row], composite: bool) -> Vec<FRow> {
             if composite {
                 keys.push(r.k2.clone());
             }
-            FRow { keys, ts: r.ts.map(|t| t * SEC), created: r.created.map(|c| c * SEC), id: i as i64 }
+            FRow {
+                keys,
+                ts: r.ts.map(|t| t * SEC),
+                created: r.created.map(|c| c * SEC),
+                id: i as i64,
+            }
         })
         .collect()
 }
@@ -184,8 +234,12 @@ fn check_case(
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
         vec![
-            Arc::new(Int32Array::from(entities.iter().map(|e| e.0).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(entities.iter().map(|e| e.1.clone()).collect::<Vec<_>>())),
+            Arc::new(Int32Array::from(
+                entities.iter().map(|e| e.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                entities.iter().map(|e| e.1.clone()).collect::<Vec<_>>(),
+            )),
             ets,
             Arc::new(Int64Array::from_iter_values(0..entities.len() as i64)),
         ],
@@ -193,22 +247,62 @@ fn check_case(
     .unwrap();
     let table = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
     let store = OfflineStore::with_batch_size(dir.path(), batch_size);
-    let opts = TrainingSetOptions { with_timestamps: true, filter_by_created, ..Default::default() };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let out = rt.block_on(store.training_set(&table, &request, &opts)).unwrap();
+    let opts = TrainingSetOptions {
+        with_timestamps: true,
+        filter_by_created,
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt
+        .block_on(store.training_set(&table, &request, &opts))
+        .unwrap();
 
     prop_assert_eq!(out.num_rows(), entities.len());
-    let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     prop_assert_eq!(
         names,
-        vec!["k1", "k2", "event_timestamp", "label", "va__id", "va__maybe", "vb__id", "vb__maybe", "va__event_timestamp", "vb__event_timestamp"]
+        vec![
+            "k1",
+            "k2",
+            "event_timestamp",
+            "label",
+            "va__id",
+            "va__maybe",
+            "vb__id",
+            "vb__maybe",
+            "va__event_timestamp",
+            "vb__event_timestamp"
+        ]
     );
     let labels = out.column(3).as_primitive::<Int64Type>();
-    for (view, rows, composite, ttl_s) in [("va", &rows_a, false, ttl_a), ("vb", &rows_b, true, ttl_b)] {
+    for (view, rows, composite, ttl_s) in
+        [("va", &rows_a, false, ttl_a), ("vb", &rows_b, true, ttl_b)]
+    {
         let frows = oracle_rows(rows, composite);
-        let ids = out.column_by_name(&format!("{view}__id")).unwrap().as_primitive::<Int64Type>().clone();
-        let maybes = out.column_by_name(&format!("{view}__maybe")).unwrap().as_primitive::<Float64Type>().clone();
-        let tss = asof_offline::timestamps::to_nanos(out.column_by_name(&format!("{view}__event_timestamp")).unwrap()).unwrap();
+        let ids = out
+            .column_by_name(&format!("{view}__id"))
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let maybes = out
+            .column_by_name(&format!("{view}__maybe"))
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        let tss = asof_offline::timestamps::to_nanos(
+            out.column_by_name(&format!("{view}__event_timestamp"))
+                .unwrap(),
+        )
+        .unwrap();
         for (i, e) in entities.iter().enumerate() {
             prop_assert_eq!(labels.value(i), i as i64, "row order is the input order");
             let mut keys = vec![e.0.map(|k| k.to_string())];
@@ -218,12 +312,22 @@ fn check_case(
             let ttl_ns = (ttl_s > 0).then(|| ttl_s as i64 * SEC);
             let want = expected(&frows, &keys, e.2 * SEC, ttl_ns, filter_by_created);
             if want.is_empty() {
-                prop_assert!(ids.is_null(i), "{view} row {i} {e:?}: expected no match, got id {}", ids.value(i));
+                prop_assert!(
+                    ids.is_null(i),
+                    "{view} row {i} {e:?}: expected no match, got id {}",
+                    ids.value(i)
+                );
                 prop_assert!(tss.is_null(i));
             } else {
-                prop_assert!(ids.is_valid(i), "{view} row {i} {e:?}: expected one of {want:?}, got null");
+                prop_assert!(
+                    ids.is_valid(i),
+                    "{view} row {i} {e:?}: expected one of {want:?}, got null"
+                );
                 let id = ids.value(i);
-                prop_assert!(want.contains(&id), "{view} row {i} {e:?}: expected one of {want:?}, got {id}");
+                prop_assert!(
+                    want.contains(&id),
+                    "{view} row {i} {e:?}: expected one of {want:?}, got {id}"
+                );
                 let r = &rows[id as usize];
                 prop_assert_eq!(maybes.is_valid(i).then(|| maybes.value(i)), r.maybe);
                 prop_assert_eq!(tss.value(i), r.ts.unwrap() * SEC);

@@ -9,8 +9,13 @@ use asof_core::FeatureRequest;
 use asof_offline::quickstart::{CUSTOMERS, DRIVERS};
 use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
 use asof_server::convert::{nanos, timestamp, to_proto, value_at};
-use asof_server::proto::v1::{FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, get_online_features_request::Kind, value};
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampNanosecondArray};
+use asof_server::proto::v1::{
+    FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value,
+    get_online_features_request::Kind, value,
+};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, TimestampNanosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::redis_server::RedisServer;
@@ -19,16 +24,25 @@ use crate::setup::{Fixture, start_server};
 const DAY: i64 = 86_400_000_000_000;
 
 fn int(v: i64) -> Value {
-    Value { kind: Some(value::Kind::Int64Val(v)) }
+    Value {
+        kind: Some(value::Kind::Int64Val(v)),
+    }
 }
 
 async fn check_consistency(fx: &Fixture) {
     let store = fx.store().await;
     let end = fx.data_end + 1;
-    let reports = fx.materialize(store.as_ref(), fx.data_end - 60 * DAY, end).await;
-    assert!(reports.iter().all(|r| r.written == r.keys && r.keys > 0), "{reports:?}");
+    let reports = fx
+        .materialize(store.as_ref(), fx.data_end - 60 * DAY, end)
+        .await;
+    assert!(
+        reports.iter().all(|r| r.written == r.keys && r.keys > 0),
+        "{reports:?}"
+    );
     // Materializing the same window again writes nothing new.
-    let again = fx.materialize(store.as_ref(), fx.data_end - 60 * DAY, end).await;
+    let again = fx
+        .materialize(store.as_ref(), fx.data_end - 60 * DAY, end)
+        .await;
     assert!(again.iter().all(|r| r.written == 0), "{again:?}");
 
     let registry = fx.registry();
@@ -37,8 +51,19 @@ async fn check_consistency(fx: &Fixture) {
 
     // Every driver and customer key, plus keys that never had data.
     let drivers: Vec<i64> = (0..DRIVERS).map(|i| 1001 + i).chain([9999]).collect();
-    let customers: Vec<i64> = (0..drivers.len() as i64).map(|i| if i as usize == drivers.len() - 1 { 999 } else { 201 + i % CUSTOMERS }).collect();
-    let refs = vec!["driver_hourly_stats".to_string(), "customer_profile".to_string()];
+    let customers: Vec<i64> = (0..drivers.len() as i64)
+        .map(|i| {
+            if i as usize == drivers.len() - 1 {
+                999
+            } else {
+                201 + i % CUSTOMERS
+            }
+        })
+        .collect();
+    let refs = vec![
+        "driver_hourly_stats".to_string(),
+        "customer_profile".to_string(),
+    ];
     let request = FeatureRequest::resolve(&catalog, &refs, true).unwrap();
     let offline = OfflineStore::new(&fx.dir);
 
@@ -49,7 +74,11 @@ async fn check_consistency(fx: &Fixture) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("driver_id", DataType::Int64, false),
             Field::new("customer_id", DataType::Int64, false),
-            Field::new("event_timestamp", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+            Field::new(
+                "event_timestamp",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                false,
+            ),
         ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
@@ -61,15 +90,33 @@ async fn check_consistency(fx: &Fixture) {
         )
         .unwrap();
         let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
-        let opts = TrainingSetOptions { with_timestamps: true, ..Default::default() };
-        let table = offline.training_set(&entities, &request, &opts).await.unwrap();
+        let opts = TrainingSetOptions {
+            with_timestamps: true,
+            ..Default::default()
+        };
+        let table = offline
+            .training_set(&entities, &request, &opts)
+            .await
+            .unwrap();
 
         let mut entity_map = HashMap::new();
-        entity_map.insert("driver_id".to_string(), RepeatedValue { values: drivers.iter().map(|d| int(*d)).collect() });
-        entity_map.insert("customer_id".to_string(), RepeatedValue { values: customers.iter().map(|c| int(*c)).collect() });
+        entity_map.insert(
+            "driver_id".to_string(),
+            RepeatedValue {
+                values: drivers.iter().map(|d| int(*d)).collect(),
+            },
+        );
+        entity_map.insert(
+            "customer_id".to_string(),
+            RepeatedValue {
+                values: customers.iter().map(|c| int(*c)).collect(),
+            },
+        );
         let resp = client
             .get_online_features(GetOnlineFeaturesRequest {
-                kind: Some(Kind::Features(FeatureList { features: refs.clone() })),
+                kind: Some(Kind::Features(FeatureList {
+                    features: refs.clone(),
+                })),
                 entities: entity_map,
                 full_feature_names: true,
                 as_of: Some(timestamp(t)),
@@ -85,29 +132,59 @@ async fn check_consistency(fx: &Fixture) {
         for (j, name) in names.iter().enumerate().skip(2) {
             let view = name.split("__").next().unwrap();
             let offline_col: &ArrayRef = table.column_by_name(name).unwrap();
-            let offline_ts = asof_offline::timestamps::to_nanos(table.column_by_name(&format!("{view}__event_timestamp")).unwrap()).unwrap();
+            let offline_ts = asof_offline::timestamps::to_nanos(
+                table
+                    .column_by_name(&format!("{view}__event_timestamp"))
+                    .unwrap(),
+            )
+            .unwrap();
             let online = &resp.results[j];
             for row in 0..n {
                 let status = FieldStatus::try_from(online.statuses[row]).unwrap();
-                let ctx = format!("{name} row {row} (driver {}, customer {}) as of {t}", drivers[row], customers[row]);
+                let ctx = format!(
+                    "{name} row {row} (driver {}, customer {}) as of {t}",
+                    drivers[row], customers[row]
+                );
                 if offline_ts.is_null(row) {
-                    assert!(matches!(status, FieldStatus::NotFound | FieldStatus::OutsideMaxAge), "{ctx}: offline has no row, online says {status:?}");
+                    assert!(
+                        matches!(status, FieldStatus::NotFound | FieldStatus::OutsideMaxAge),
+                        "{ctx}: offline has no row, online says {status:?}"
+                    );
                     assert_eq!(online.values[row].kind, None, "{ctx}");
                 } else {
                     let want = to_proto(&value_at(offline_col, row));
                     assert_eq!(online.values[row], want, "{ctx}");
-                    let want_status = if want.kind.is_none() { FieldStatus::NullValue } else { FieldStatus::Present };
+                    let want_status = if want.kind.is_none() {
+                        FieldStatus::NullValue
+                    } else {
+                        FieldStatus::Present
+                    };
                     assert_eq!(status, want_status, "{ctx}");
-                    assert_eq!(nanos(&online.event_timestamps[row]), offline_ts.value(row), "{ctx}");
+                    assert_eq!(
+                        nanos(&online.event_timestamps[row]),
+                        offline_ts.value(row),
+                        "{ctx}"
+                    );
                     present += usize::from(status == FieldStatus::Present);
                 }
             }
         }
         if t == end {
-            assert!(present > 200, "the comparison must cover real values, got {present}");
+            assert!(
+                present > 200,
+                "the comparison must cover real values, got {present}"
+            );
         } else if t == end + DAY + DAY / 2 {
-            let driver = &resp.results[names.iter().position(|n| n == "driver_hourly_stats__conv_rate").unwrap()];
-            assert!(driver.statuses[..n - 1].iter().all(|s| *s == FieldStatus::OutsideMaxAge as i32), "driver TTL (1d) passed");
+            let driver = &resp.results[names
+                .iter()
+                .position(|n| n == "driver_hourly_stats__conv_rate")
+                .unwrap()];
+            assert!(
+                driver.statuses[..n - 1]
+                    .iter()
+                    .all(|s| *s == FieldStatus::OutsideMaxAge as i32),
+                "driver TTL (1d) passed"
+            );
         }
     }
 }
@@ -115,7 +192,10 @@ async fn check_consistency(fx: &Fixture) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_equals_offline_on_redis() {
     let redis = RedisServer::start();
-    let fx = Fixture::new(&format!("online_store: {{type: redis, connection_string: \"{}\"}}", redis.url()));
+    let fx = Fixture::new(&format!(
+        "online_store: {{type: redis, connection_string: \"{}\"}}",
+        redis.url()
+    ));
     check_consistency(&fx).await;
 }
 
@@ -134,7 +214,9 @@ async fn empty_entity_lists_are_fine() {
     entities.insert("driver_id".to_string(), RepeatedValue { values: vec![] });
     let resp = client
         .get_online_features(GetOnlineFeaturesRequest {
-            kind: Some(Kind::Features(FeatureList { features: vec!["driver_hourly_stats:conv_rate".into()] })),
+            kind: Some(Kind::Features(FeatureList {
+                features: vec!["driver_hourly_stats:conv_rate".into()],
+            })),
             entities,
             full_feature_names: false,
             as_of: None,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use asof_server::convert::timestamp;
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::{
-    FeatureList, FieldStatus, GetOnlineFeaturesRequest, ListFeatureViewsRequest, PushFeaturesRequest, RepeatedValue, Value,
-    get_online_features_request::Kind, value,
+    FeatureList, FieldStatus, GetOnlineFeaturesRequest, ListFeatureViewsRequest,
+    PushFeaturesRequest, RepeatedValue, Value, get_online_features_request::Kind, value,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -23,14 +23,29 @@ fn v(kind: value::Kind) -> Value {
 
 fn request(features: &[&str], entities: &[(&str, Vec<Value>)]) -> GetOnlineFeaturesRequest {
     GetOnlineFeaturesRequest {
-        kind: Some(Kind::Features(FeatureList { features: features.iter().map(|s| s.to_string()).collect() })),
-        entities: entities.iter().map(|(k, vals)| (k.to_string(), RepeatedValue { values: vals.clone() })).collect(),
+        kind: Some(Kind::Features(FeatureList {
+            features: features.iter().map(|s| s.to_string()).collect(),
+        })),
+        entities: entities
+            .iter()
+            .map(|(k, vals)| {
+                (
+                    k.to_string(),
+                    RepeatedValue {
+                        values: vals.clone(),
+                    },
+                )
+            })
+            .collect(),
         full_feature_names: false,
         as_of: None,
     }
 }
 
-async fn code_of(client: &mut FeatureServingClient<Channel>, req: GetOnlineFeaturesRequest) -> (Code, String) {
+async fn code_of(
+    client: &mut FeatureServingClient<Channel>,
+    req: GetOnlineFeaturesRequest,
+) -> (Code, String) {
     let s = client.get_online_features(req).await.unwrap_err();
     (s.code(), s.message().to_string())
 }
@@ -42,59 +57,144 @@ async fn bad_requests_are_invalid_argument_and_serving_goes_on() {
     let mut client = start_server(fx.registry(), store).await;
     let one = || vec![v(value::Kind::Int64Val(1001))];
     let cases = [
-        (request(&["driver_hourly_stat:conv_rate"], &[("driver_id", one())]), "did you mean `driver_hourly_stats`"),
-        (request(&["driver_hourly_stats:conv"], &[("driver_id", one())]), "has no feature `conv`"),
-        (request(&["driver_hourly_stats:conv_rate"], &[]), "missing entity key `driver_id`"),
-        (request(&["driver_hourly_stats:conv_rate"], &[("driver_id", one()), ("rider_id", one())]), "unknown entity key `rider_id`"),
         (
-            request(&["driver_hourly_stats", "customer_profile"], &[("driver_id", one()), ("customer_id", vec![])]),
+            request(&["driver_hourly_stat:conv_rate"], &[("driver_id", one())]),
+            "did you mean `driver_hourly_stats`",
+        ),
+        (
+            request(&["driver_hourly_stats:conv"], &[("driver_id", one())]),
+            "has no feature `conv`",
+        ),
+        (
+            request(&["driver_hourly_stats:conv_rate"], &[]),
+            "missing entity key `driver_id`",
+        ),
+        (
+            request(
+                &["driver_hourly_stats:conv_rate"],
+                &[("driver_id", one()), ("rider_id", one())],
+            ),
+            "unknown entity key `rider_id`",
+        ),
+        (
+            request(
+                &["driver_hourly_stats", "customer_profile"],
+                &[("driver_id", one()), ("customer_id", vec![])],
+            ),
             "values but `customer_id` has 0",
         ),
-        (request(&["driver_hourly_stats:conv_rate"], &[("driver_id", vec![v(value::Kind::DoubleVal(1.5))])]), "is not a valid key"),
+        (
+            request(
+                &["driver_hourly_stats:conv_rate"],
+                &[("driver_id", vec![v(value::Kind::DoubleVal(1.5))])],
+            ),
+            "is not a valid key",
+        ),
     ];
     for (req, needle) in cases {
         let (code, msg) = code_of(&mut client, req).await;
         assert_eq!(code, Code::InvalidArgument, "{msg}");
         assert!(msg.contains(needle), "{msg} should contain {needle}");
     }
-    let ok = client.get_online_features(request(&["driver_hourly_stats:conv_rate"], &[("driver_id", one())])).await.unwrap().into_inner();
-    assert_eq!(ok.results[1].statuses, vec![FieldStatus::NotFound as i32], "nothing materialized yet");
-    let views = client.list_feature_views(ListFeatureViewsRequest {}).await.unwrap().into_inner();
+    let ok = client
+        .get_online_features(request(
+            &["driver_hourly_stats:conv_rate"],
+            &[("driver_id", one())],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        ok.results[1].statuses,
+        vec![FieldStatus::NotFound as i32],
+        "nothing materialized yet"
+    );
+    let views = client
+        .list_feature_views(ListFeatureViewsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(views.feature_views.len(), 2);
 }
 
 fn push(ts_ns: i64, rate: f32) -> PushFeaturesRequest {
     let mut columns = HashMap::new();
-    columns.insert("driver_id".to_string(), RepeatedValue { values: vec![v(value::Kind::Int64Val(4242))] });
-    columns.insert("event_timestamp".to_string(), RepeatedValue { values: vec![v(value::Kind::TimestampVal(timestamp(ts_ns)))] });
-    columns.insert("conv_rate".to_string(), RepeatedValue { values: vec![v(value::Kind::FloatVal(rate))] });
-    PushFeaturesRequest { feature_view: "driver_hourly_stats".into(), columns }
+    columns.insert(
+        "driver_id".to_string(),
+        RepeatedValue {
+            values: vec![v(value::Kind::Int64Val(4242))],
+        },
+    );
+    columns.insert(
+        "event_timestamp".to_string(),
+        RepeatedValue {
+            values: vec![v(value::Kind::TimestampVal(timestamp(ts_ns)))],
+        },
+    );
+    columns.insert(
+        "conv_rate".to_string(),
+        RepeatedValue {
+            values: vec![v(value::Kind::FloatVal(rate))],
+        },
+    );
+    PushFeaturesRequest {
+        feature_view: "driver_hourly_stats".into(),
+        columns,
+    }
 }
 
 async fn pushes_never_regress(fx: &Fixture) {
     let store = fx.store().await;
     let mut client = start_server(fx.registry(), store).await;
     let now = asof_core::time::to_nanos(chrono::Utc::now());
-    let r = client.push_features(push(now - 1000, 0.5)).await.unwrap().into_inner();
+    let r = client
+        .push_features(push(now - 1000, 0.5))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((r.written, r.skipped), (1, 0));
-    let r = client.push_features(push(now - 5000, 0.1)).await.unwrap().into_inner();
+    let r = client
+        .push_features(push(now - 5000, 0.1))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((r.written, r.skipped), (0, 1), "an older row is skipped");
-    let r = client.push_features(push(now - 1000, 0.9)).await.unwrap().into_inner();
-    assert_eq!((r.written, r.skipped), (0, 1), "a replay of the same time is skipped");
+    let r = client
+        .push_features(push(now - 1000, 0.9))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.written, r.skipped),
+        (0, 1),
+        "a replay of the same time is skipped"
+    );
     let got = client
-        .get_online_features(request(&["driver_hourly_stats:conv_rate"], &[("driver_id", vec![v(value::Kind::Int64Val(4242))])]))
+        .get_online_features(request(
+            &["driver_hourly_stats:conv_rate"],
+            &[("driver_id", vec![v(value::Kind::Int64Val(4242))])],
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(got.results[1].values[0], v(value::Kind::FloatVal(0.5)));
-    let bad = client.push_features(PushFeaturesRequest { feature_view: "driver_hourly_stats".into(), columns: HashMap::new() }).await.unwrap_err();
+    let bad = client
+        .push_features(PushFeaturesRequest {
+            feature_view: "driver_hourly_stats".into(),
+            columns: HashMap::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_never_regress_on_redis() {
     let redis = RedisServer::start();
-    let fx = Fixture::new(&format!("online_store: {{type: redis, connection_string: \"{}\"}}", redis.url()));
+    let fx = Fixture::new(&format!(
+        "online_store: {{type: redis, connection_string: \"{}\"}}",
+        redis.url()
+    ));
     pushes_never_regress(&fx).await;
 }
 
@@ -108,16 +208,32 @@ async fn pushes_never_regress_on_the_embedded_store() {
 async fn redis_outage_is_unavailable_then_recovers_and_view_data_can_be_deleted() {
     let mut redis = RedisServer::start();
     let port = redis.port;
-    let fx = Fixture::new(&format!("online_store: {{type: redis, connection_string: \"{}\"}}", redis.url()));
+    let fx = Fixture::new(&format!(
+        "online_store: {{type: redis, connection_string: \"{}\"}}",
+        redis.url()
+    ));
     let store = fx.store().await;
-    fx.materialize(store.as_ref(), fx.data_end - 30 * 86_400_000_000_000, fx.data_end).await;
+    fx.materialize(
+        store.as_ref(),
+        fx.data_end - 30 * 86_400_000_000_000,
+        fx.data_end,
+    )
+    .await;
     let mut client = start_server(fx.registry(), store.clone()).await;
-    let req = || request(&["driver_hourly_stats:conv_rate"], &[("driver_id", vec![v(value::Kind::Int64Val(1001))])]);
+    let req = || {
+        request(
+            &["driver_hourly_stats:conv_rate"],
+            &[("driver_id", vec![v(value::Kind::Int64Val(1001))])],
+        )
+    };
     client.get_online_features(req()).await.unwrap();
 
     redis.stop();
     // A guard against hangs only: the server answers on its own (Redis timeouts are 2 s).
-    let status = tokio::time::timeout(Duration::from_secs(60), client.get_online_features(req())).await.expect("no hang").unwrap_err();
+    let status = tokio::time::timeout(Duration::from_secs(60), client.get_online_features(req()))
+        .await
+        .expect("no hang")
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
 
     let _redis = RedisServer::start_on(port);
@@ -125,7 +241,10 @@ async fn redis_outage_is_unavailable_then_recovers_and_view_data_can_be_deleted(
     let mut recovered = false;
     for _ in 0..100 {
         if let Ok(r) = client.get_online_features(req()).await {
-            assert_eq!(r.into_inner().results[1].statuses, vec![FieldStatus::NotFound as i32]);
+            assert_eq!(
+                r.into_inner().results[1].statuses,
+                vec![FieldStatus::NotFound as i32]
+            );
             recovered = true;
             break;
         }
@@ -134,10 +253,19 @@ async fn redis_outage_is_unavailable_then_recovers_and_view_data_can_be_deleted(
     assert!(recovered, "serving did not recover after Redis came back");
 
     // Re-materialize, then delete the view's keys as `apply` does for a deleted view.
-    fx.materialize(store.as_ref(), fx.data_end - 30 * 86_400_000_000_000, fx.data_end + 1).await;
+    fx.materialize(
+        store.as_ref(),
+        fx.data_end - 30 * 86_400_000_000_000,
+        fx.data_end + 1,
+    )
+    .await;
     let prefix = asof_core::keys::view_prefix(&fx.registry().project, "driver_hourly_stats");
     let deleted = store.delete_prefix(prefix).await.unwrap();
     assert_eq!(deleted as i64, asof_offline::quickstart::DRIVERS);
-    let r = client.get_online_features(req()).await.unwrap().into_inner();
+    let r = client
+        .get_online_features(req())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.results[1].statuses, vec![FieldStatus::NotFound as i32]);
 }

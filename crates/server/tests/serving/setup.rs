@@ -25,7 +25,13 @@ impl Fixture {
         let dir = tmp.path().to_path_buf();
         for (name, text) in REPO_FILES {
             let text = if name == "feature_store.yaml" {
-                text.lines().filter(|l| !l.trim_start().starts_with("online_store")).collect::<Vec<_>>().join("\n") + "\n" + online_store_yaml + "\n"
+                text.lines()
+                    .filter(|l| !l.trim_start().starts_with("online_store"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+                    + online_store_yaml
+                    + "\n"
             } else {
                 text.to_string()
             };
@@ -35,9 +41,14 @@ impl Fixture {
         generate_data(&dir, now_us, 7).unwrap();
         let repo = Repo::load(&dir).unwrap();
         let catalog = asof_core::validate::validate(&repo, &ParquetProbe).unwrap();
-        let (registry, _) = Registry::apply(None, &repo.config.project, &catalog, chrono::Utc::now());
+        let (registry, _) =
+            Registry::apply(None, &repo.config.project, &catalog, chrono::Utc::now());
         registry.save(&repo.config.registry_path(&dir)).unwrap();
-        Fixture { _tmp: tmp, dir, data_end: now_us * 1000 }
+        Fixture {
+            _tmp: tmp,
+            dir,
+            data_end: now_us * 1000,
+        }
     }
 
     pub fn repo(&self) -> Repo {
@@ -53,27 +64,53 @@ impl Fixture {
     }
 
     pub async fn store(&self) -> Arc<dyn asof_online::OnlineStore> {
-        asof_online::open(&self.repo().config.online_store, &self.dir).await.unwrap()
+        asof_online::open(&self.repo().config.online_store, &self.dir)
+            .await
+            .unwrap()
     }
 
     /// Materializes every online view over `[start, end]`.
-    pub async fn materialize(&self, store: &dyn asof_online::OnlineStore, start: i64, end: i64) -> Vec<asof_server::materialize::ViewReport> {
+    pub async fn materialize(
+        &self,
+        store: &dyn asof_online::OnlineStore,
+        start: i64,
+        end: i64,
+    ) -> Vec<asof_server::materialize::ViewReport> {
         let views = asof_server::materialize::select_views(&self.registry(), &[]).unwrap();
-        asof_server::materialize::materialize(&self.dir, &self.registry_path(), store, &views, |_, _| (start, end), &|_, _| {}).await.unwrap()
+        asof_server::materialize::materialize(
+            &self.dir,
+            &self.registry_path(),
+            store,
+            &views,
+            |_, _| (start, end),
+            &|_, _| {},
+        )
+        .await
+        .unwrap()
     }
 }
 
 /// Starts a server on a free loopback port; returns a connected client.
-pub async fn start_server(registry: Registry, store: Arc<dyn asof_online::OnlineStore>) -> FeatureServingClient<Channel> {
+pub async fn start_server(
+    registry: Registry,
+    store: Arc<dyn asof_online::OnlineStore>,
+) -> FeatureServingClient<Channel> {
     let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
     let serving = Serving::new(registry, store);
     tokio::spawn(async move {
-        serve(serving, "127.0.0.1:0".parse().unwrap(), std::future::pending(), move |addr| {
-            let _ = tx.send(addr);
-        })
+        serve(
+            serving,
+            "127.0.0.1:0".parse().unwrap(),
+            std::future::pending(),
+            move |addr| {
+                let _ = tx.send(addr);
+            },
+        )
         .await
         .unwrap();
     });
     let addr = rx.await.unwrap();
-    FeatureServingClient::connect(format!("http://{addr}")).await.unwrap()
+    FeatureServingClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }

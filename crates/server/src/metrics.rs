@@ -1,0 +1,194 @@
+//! Prometheus metrics of the feature server, served as text on `GET /metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use asof_core::Registry;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::error::{ServerError, ServerResult};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    rpc: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcOnly {
+    rpc: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViewLabel {
+    view: String,
+}
+
+/// The server's metrics. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<prometheus_client::registry::Registry>,
+    requests: Family<RpcLabels, Counter>,
+    latency: Family<RpcOnly, Histogram>,
+    entity_rows: Counter,
+    statuses: Family<StatusLabel, Counter>,
+    store_errors: Counter,
+    /// Newest materialized event time per view (unix seconds); freshness is computed at scrape.
+    newest: Arc<Vec<(String, i64)>>,
+    freshness: Family<ViewLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl Metrics {
+    pub fn new(asof_registry: &Registry) -> Self {
+        let mut registry = prometheus_client::registry::Registry::with_prefix("asof");
+        let requests = Family::<RpcLabels, Counter>::default();
+        let latency = Family::<RpcOnly, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ])
+        });
+        let entity_rows = Counter::default();
+        let statuses = Family::<StatusLabel, Counter>::default();
+        let store_errors = Counter::default();
+        let freshness = Family::<ViewLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "requests",
+            "gRPC requests by method and status code",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "gRPC request latency by method",
+            latency.clone(),
+        );
+        registry.register(
+            "entity_rows_served",
+            "Entity rows answered by GetOnlineFeatures",
+            entity_rows.clone(),
+        );
+        registry.register(
+            "feature_statuses",
+            "Feature values served, by field status",
+            statuses.clone(),
+        );
+        registry.register(
+            "online_store_errors",
+            "Failed online store calls",
+            store_errors.clone(),
+        );
+        registry.register(
+            "view_freshness_seconds",
+            "Now minus the newest materialized event time, per view",
+            freshness.clone(),
+        );
+        let newest = asof_registry
+            .materialization
+            .iter()
+            .filter_map(|(v, m)| m.newest_event_timestamp.map(|t| (v.clone(), t.timestamp())))
+            .collect();
+        Metrics {
+            registry: Arc::new(registry),
+            requests,
+            latency,
+            entity_rows,
+            statuses,
+            store_errors,
+            newest: Arc::new(newest),
+            freshness,
+        }
+    }
+
+    /// Records one finished RPC.
+    pub fn observe(&self, rpc: &str, started: Instant, code: tonic::Code, unavailable: bool) {
+        self.requests
+            .get_or_create(&RpcLabels {
+                rpc: rpc.into(),
+                code: format!("{code:?}"),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RpcOnly { rpc: rpc.into() })
+            .observe(started.elapsed().as_secs_f64());
+        if unavailable {
+            self.store_errors.inc();
+        }
+    }
+
+    pub fn served(&self, rows: usize, statuses: impl IntoIterator<Item = (&'static str, u64)>) {
+        self.entity_rows.inc_by(rows as u64);
+        for (s, n) in statuses {
+            if n > 0 {
+                self.statuses
+                    .get_or_create(&StatusLabel { status: s.into() })
+                    .inc_by(n);
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let now = chrono::Utc::now().timestamp();
+        for (view, newest) in self.newest.iter() {
+            self.freshness
+                .get_or_create(&ViewLabel { view: view.clone() })
+                .set((now - newest) as f64);
+        }
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Binds the metrics endpoint (before serving starts, so a taken port fails fast).
+    pub async fn bind(addr: SocketAddr) -> ServerResult<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            ServerError::Transport(format!("cannot listen on {addr} for metrics: {e}"))
+        })
+    }
+
+    /// Serves `GET /metrics` on `listener` until the task is dropped.
+    pub async fn serve(self, listener: tokio::net::TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let resp = if req.uri().path() == "/metrics" {
+                            Response::builder()
+                                .header(
+                                    "content-type",
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )
+                                .body(Full::new(Bytes::from(metrics.render())))
+                        } else {
+                            Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::from("try /metrics\n")))
+                        };
+                        Ok::<_, hyper::http::Error>(resp.expect("static response parts"))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}
