@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart on embedded defaults, end to end: init a repo, apply it, build a point-in-time
-# training set and audit it. Pass a folder to keep the repo (default: a temp folder).
+# training set and audit it, materialize, serve over gRPC, query, and shut the server down.
+# Pass a folder to keep the repo (default: a new temp folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --bin asof
@@ -14,4 +15,14 @@ cd "$REPO"
 "$ASOF" training-set --entities data/entities.parquet --service driver_activity \
   --output training_set.parquet --with-timestamps
 "$ASOF" audit training_set.parquet
+"$ASOF" materialize-incremental now
+
+"$ASOF" serve --grpc 127.0.0.1:6566 --metrics 127.0.0.1:9464 > serve.log 2>&1 &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "serving" serve.log && break; sleep 0.1; done
+cat serve.log
+"$ASOF" query --service driver_activity --entity driver_id=1001,1002 --entity customer_id=201,202
+kill -TERM $SERVER && wait $SERVER
+trap - EXIT
 echo "Quickstart repo: $REPO"
