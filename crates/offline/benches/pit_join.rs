@@ -32,28 +32,54 @@ fn setup(dir: &std::path::Path, entities: usize, features: usize) -> (Catalog, E
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from_iter_values((0..features).map(|_| rng.random_range(0..keys)))),
+            Arc::new(Int64Array::from_iter_values(
+                (0..features).map(|_| rng.random_range(0..keys)),
+            )),
             Arc::new(TimestampSecondArray::from(t.clone())),
             Arc::new(TimestampSecondArray::from(t)),
-            Arc::new(Float64Array::from_iter_values((0..features).map(|_| rng.random::<f64>()))),
+            Arc::new(Float64Array::from_iter_values(
+                (0..features).map(|_| rng.random::<f64>()),
+            )),
         ],
     )
     .unwrap();
     write_table(&dir.join("f.parquet"), &[batch]).unwrap();
-    let eschema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false), Field::new("event_timestamp", ts(), false)]));
+    let eschema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("event_timestamp", ts(), false),
+    ]));
     let e = RecordBatch::try_new(
         Arc::clone(&eschema),
         vec![
-            Arc::new(Int64Array::from_iter_values((0..entities).map(|_| rng.random_range(0..keys)))),
-            Arc::new(TimestampSecondArray::from_iter_values((0..entities).map(|_| rng.random_range(0..span)))),
+            Arc::new(Int64Array::from_iter_values(
+                (0..entities).map(|_| rng.random_range(0..keys)),
+            )),
+            Arc::new(TimestampSecondArray::from_iter_values(
+                (0..entities).map(|_| rng.random_range(0..span)),
+            )),
         ],
     )
     .unwrap();
     let mut c = Catalog::default();
-    c.entities.insert("e".into(), Entity { name: "e".into(), join_keys: vec!["k".into()], description: String::new(), tags: BTreeMap::new() });
+    c.entities.insert(
+        "e".into(),
+        Entity {
+            name: "e".into(),
+            join_keys: vec!["k".into()],
+            description: String::new(),
+            tags: BTreeMap::new(),
+        },
+    );
     c.sources.insert(
         "s".into(),
-        Source { name: "s".into(), path: "f.parquet".into(), timestamp_field: "ts".into(), created_timestamp_field: Some("created".into()), field_mapping: BTreeMap::new(), description: String::new() },
+        Source {
+            name: "s".into(),
+            path: "f.parquet".into(),
+            timestamp_field: "ts".into(),
+            created_timestamp_field: Some("created".into()),
+            field_mapping: BTreeMap::new(),
+            description: String::new(),
+        },
     );
     c.feature_views.insert(
         "v".into(),
@@ -63,12 +89,19 @@ fn setup(dir: &std::path::Path, entities: usize, features: usize) -> (Catalog, E
             source: "s".into(),
             ttl: Ttl::parse("2d").unwrap(),
             online: true,
-            features: vec![Feature { name: "x".into(), dtype: DType::Float64, description: String::new() }],
+            features: vec![Feature {
+                name: "x".into(),
+                dtype: DType::Float64,
+                description: String::new(),
+            }],
             tags: BTreeMap::new(),
             description: String::new(),
         },
     );
-    (c, EntityTable::from_batches("entities", eschema, &[e]).unwrap())
+    (
+        c,
+        EntityTable::from_batches("entities", eschema, &[e]).unwrap(),
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -81,10 +114,19 @@ fn bench(c: &mut Criterion) {
         let request = FeatureRequest::resolve(&catalog, &["v".to_string()], false).unwrap();
         let store = OfflineStore::new(dir.path());
         let opts = TrainingSetOptions::default();
-        group.throughput(criterion::Throughput::Elements((entities + features) as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(format!("{entities}x{features}")), &(), |b, _| {
-            b.iter(|| rt.block_on(store.training_set(&table, &request, &opts)).unwrap())
-        });
+        group.throughput(criterion::Throughput::Elements(
+            (entities + features) as u64,
+        ));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{entities}x{features}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    rt.block_on(store.training_set(&table, &request, &opts))
+                        .unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -1,0 +1,199 @@
+//! Serving load generator: the quickstart data materialized into a real redis-server on loopback,
+//! served over gRPC in-process, hit by a tonic client with a bounded request count. Reports
+//! throughput and p50/p99/p999 for 1 entity row and 100 entity rows (5 features, 2 views) at
+//! concurrency 1/16/64, beside `redis-benchmark` on the same Redis in the same run.
+//!
+//!     cargo bench -p asof-server --bench serving_load            (needs redis-server, redis-benchmark)
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use asof_core::{Registry, Repo};
+use asof_offline::probe::ParquetProbe;
+use asof_offline::quickstart::{REPO_FILES, generate_data};
+use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
+use asof_server::proto::v1::{
+    FeatureList, GetOnlineFeaturesRequest, RepeatedValue, Value, get_online_features_request::Kind,
+    value,
+};
+use asof_server::service::{Serving, serve};
+
+const FEATURES: [&str; 5] = [
+    "driver_hourly_stats:conv_rate",
+    "driver_hourly_stats:acc_rate",
+    "driver_hourly_stats:avg_daily_trips",
+    "customer_profile:current_balance",
+    "customer_profile:lifetime_trip_count",
+];
+
+fn request(rows: usize, seed: usize) -> GetOnlineFeaturesRequest {
+    let int = |v: i64| Value {
+        kind: Some(value::Kind::Int64Val(v)),
+    };
+    let mut entities = HashMap::new();
+    entities.insert(
+        "driver_id".into(),
+        RepeatedValue {
+            values: (0..rows)
+                .map(|i| int(1001 + ((seed + i) % 50) as i64))
+                .collect(),
+        },
+    );
+    entities.insert(
+        "customer_id".into(),
+        RepeatedValue {
+            values: (0..rows)
+                .map(|i| int(201 + ((seed + i) % 30) as i64))
+                .collect(),
+        },
+    );
+    GetOnlineFeaturesRequest {
+        kind: Some(Kind::Features(FeatureList {
+            features: FEATURES.iter().map(|s| s.to_string()).collect(),
+        })),
+        entities,
+        full_feature_names: false,
+        as_of: None,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn redis_benchmark(port: u16, clients: usize, args: &[&str]) -> f64 {
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-n",
+            "100000",
+            "-c",
+            &clients.to_string(),
+            "-q",
+        ])
+        .args(args)
+        .output()
+        .expect("redis-benchmark (Debian's redis-tools)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "...: 123456.79 requests per second, p50=..."
+    text.rsplit(':')
+        .next()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (name, text) in REPO_FILES {
+        let text = if name == "feature_store.yaml" {
+            format!(
+                "project: rideshare\nonline_store: {{type: redis, connection_string: \"redis://127.0.0.1:{port}/0\"}}\n"
+            )
+        } else {
+            text.to_string()
+        };
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let now_us = chrono::Utc::now().timestamp_micros();
+    generate_data(dir, now_us, 1).unwrap();
+    let repo = Repo::load(dir).unwrap();
+    let catalog = asof_core::validate::validate(&repo, &ParquetProbe).unwrap();
+    let (registry, _) = Registry::apply(None, &repo.config.project, &catalog, chrono::Utc::now());
+    let reg_path = repo.config.registry_path(dir);
+    registry.save(&reg_path).unwrap();
+
+    rt.block_on(async {
+        let store = asof_online::open(&repo.config.online_store, dir).await.unwrap();
+        let views = asof_server::materialize::select_views(&registry, &[]).unwrap();
+        let end = now_us * 1000;
+        asof_server::materialize::materialize(dir, &reg_path, store.as_ref(), &views, |_, _| (end - 40 * 86_400_000_000_000, end), &|_, _| {}).await.unwrap();
+        let registry = Registry::load_required(&reg_path).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+        tokio::spawn(serve(Serving::new(registry, Arc::clone(&store)), "127.0.0.1:0".parse().unwrap(), std::future::pending(), move |a| {
+            let _ = tx.send(a);
+        }));
+        let addr = rx.await.unwrap();
+        let client = FeatureServingClient::connect(format!("http://{addr}")).await.unwrap();
+
+        println!("| entity rows x features | concurrency | requests | req/s | rows/s | p50 ms | p99 ms | p999 ms |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for rows in [1usize, 100] {
+            for concurrency in [1usize, 16, 64] {
+                let total = if rows == 1 { 20_000 } else { 4_000 };
+                let per_task = total / concurrency;
+                let started = Instant::now();
+                let mut tasks = Vec::new();
+                for t in 0..concurrency {
+                    let mut c = client.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let mut lat = Vec::with_capacity(per_task);
+                        for i in 0..per_task {
+                            let req = request(rows, t * 7919 + i);
+                            let s = Instant::now();
+                            c.get_online_features(req).await.unwrap();
+                            lat.push(s.elapsed());
+                        }
+                        lat
+                    }));
+                }
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.unwrap());
+                }
+                let secs = started.elapsed().as_secs_f64();
+                all.sort();
+                let n = all.len();
+                println!(
+                    "| {rows} x 5 | {concurrency} | {n} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |",
+                    n as f64 / secs,
+                    (n * rows) as f64 / secs,
+                    percentile(&all, 0.5),
+                    percentile(&all, 0.99),
+                    percentile(&all, 0.999)
+                );
+            }
+        }
+    });
+    // Raw Redis on the same server: the lookups one 1-row request needs (one MGET of 2 keys), and
+    // the HMGET of 5 fields a Feast-style hash layout would need.
+    let mget = redis_benchmark(port, 16, &["MGET", "asof:k1", "asof:k2"]);
+    let hmget = redis_benchmark(port, 16, &["HMGET", "asof:h", "a", "b", "c", "d", "e"]);
+    println!();
+    println!(
+        "redis-benchmark, 16 clients, same server: MGET 2 keys {mget:.0} req/s; HMGET 5 fields {hmget:.0} req/s"
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
