@@ -59,18 +59,8 @@ fn repo_lifecycle_shows_every_change() {
     );
     let removed: usize = apply
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("Removed ").and_then(|r| {
-                r.strip_suffix(
-                    " online rows of deleted view customer_profile from embedded data/online",
-                )
-                .or_else(|| {
-                    r.split(" online rows of deleted view customer_profile")
-                        .next()
-                })
-            })
-        })
-        .and_then(|n| n.parse().ok())
+        .filter(|l| l.contains("online rows of deleted view customer_profile"))
+        .find_map(|l| l.strip_prefix("Removed ")?.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no removal line in {apply}"));
     assert!(removed > 0, "{apply}");
     assert!(

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use asof_core::Ttl;
 use asof_core::pit;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, new_null_array};
 use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
@@ -297,10 +297,12 @@ fn null_payload(right: &Schema, k: usize) -> Vec<ArrayRef> {
         .collect()
 }
 
-/// A right batch with its keys converted to comparable rows.
+/// A right batch with its keys converted to comparable rows and its timestamps typed once.
 struct RightBatch {
     batch: RecordBatch,
     keys: Rows,
+    ts: Int64Array,
+    created: Option<Int64Array>,
 }
 
 /// A forward cursor over the right input. Batches are numbered by a global id; the deque holds the
@@ -350,7 +352,12 @@ impl RightCursor {
     }
 
     /// Makes sure the cursor points at a row, loading batches as needed; false at the end.
-    async fn ensure_row(&mut self, converter: &RowConverter, k: usize) -> Result<bool> {
+    async fn ensure_row(
+        &mut self,
+        converter: &RowConverter,
+        options: &PitJoinOptions,
+    ) -> Result<bool> {
+        let k = options.key_count;
         loop {
             if let Some(b) = self.current()
                 && self.row < b.batch.num_rows()
@@ -369,7 +376,17 @@ impl RightCursor {
                 Some(Ok(batch)) if batch.num_rows() == 0 => continue,
                 Some(Ok(batch)) => {
                     let keys = converter.convert_columns(&batch.columns()[..k])?;
-                    self.batches.push_back(RightBatch { batch, keys });
+                    let ts = int64(&batch, options.right_ts)?;
+                    let created = options
+                        .right_created
+                        .map(|c| int64(&batch, c))
+                        .transpose()?;
+                    self.batches.push_back(RightBatch {
+                        batch,
+                        keys,
+                        ts,
+                        created,
+                    });
                     self.row = 0;
                 }
             }
@@ -389,17 +406,17 @@ impl RightCursor {
     }
 }
 
-fn ts_at(batch: &RecordBatch, col: usize, row: usize) -> Result<i64> {
-    let a = batch
+fn int64(batch: &RecordBatch, col: usize) -> Result<Int64Array> {
+    batch
         .column(col)
         .as_primitive_opt::<Int64Type>()
+        .cloned()
         .ok_or_else(|| {
             DataFusionError::Internal(format!(
                 "PitJoinExec expects Int64 nanosecond timestamps, got {}",
                 batch.column(col).data_type()
             ))
-        })?;
-    Ok(a.value(row))
+        })
 }
 
 impl JoinState {
@@ -458,23 +475,25 @@ impl JoinState {
                     self.consider(p, t);
                 }
             }
-            while self.right.ensure_row(&self.converter, k).await? {
+            while self
+                .right
+                .ensure_row(&self.converter, &self.options)
+                .await?
+            {
                 let rb = self.right.current().expect("ensure_row found a row");
                 let row = self.right.row;
                 match rb.keys.row(row).cmp(&key) {
                     std::cmp::Ordering::Less => self.right.row += 1,
                     std::cmp::Ordering::Greater => break,
                     std::cmp::Ordering::Equal => {
-                        let ts = ts_at(&rb.batch, self.options.right_ts, row)?;
+                        let ts = rb.ts.value(row);
                         if !pit::is_known_at(ts, t) {
                             break;
                         }
-                        let created = match self.options.right_created {
-                            Some(c) if !rb.batch.column(c).is_null(row) => {
-                                Some(ts_at(&rb.batch, c, row)?)
-                            }
-                            _ => None,
-                        };
+                        let created = rb
+                            .created
+                            .as_ref()
+                            .and_then(|c| c.is_valid(row).then(|| c.value(row)));
                         let r = RowRef {
                             batch_id: self.right.current_id(),
                             row,

@@ -349,6 +349,31 @@ impl OfflineStore {
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 
+    /// [`Self::training_set`] as a stream of batches of at most `batch_size` rows, for callers that
+    /// write or send the result incrementally.
+    pub async fn training_set_stream(
+        &self,
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+    ) -> OfflineResult<datafusion::physical_plan::SendableRecordBatchStream> {
+        let table = self.training_set(entities, request, opts).await?;
+        let batch_size = self.ctx.copied_config().batch_size().max(1);
+        let schema = table.schema();
+        let batches: Vec<_> = (0..table.num_rows().div_ceil(batch_size))
+            .map(|i| {
+                let start = i * batch_size;
+                Ok(table.slice(start, batch_size.min(table.num_rows() - start)))
+            })
+            .collect();
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches),
+            ),
+        ))
+    }
+
     /// The physical plan of each view of the request (for `--explain` and for execution).
     pub async fn plans(
         &self,

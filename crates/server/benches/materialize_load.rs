@@ -1,0 +1,160 @@
+//! Materialization throughput into a real redis-server on loopback: a seeded source of N rows
+//! (N/2 distinct keys, 4 features) materialized through the PIT join. Reports rows/s and feature
+//! values/s per size.
+//!
+//!     cargo bench -p asof-server --bench materialize_load [-- 1000000,10000000]
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use asof_core::{Registry, Repo};
+use asof_offline::output::write_table;
+use asof_offline::probe::ParquetProbe;
+use datafusion::arrow::array::{
+    Float32Array, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DEFS: &str = "
+entities: [{name: user, join_keys: [user_id]}]
+sources: [{name: src, path: data/events, timestamp_field: ts}]
+feature_views:
+  - name: user_stats
+    entities: [user]
+    source: src
+    ttl: 30d
+    features:
+      - {name: a, dtype: float64}
+      - {name: b, dtype: float32}
+      - {name: c, dtype: int64}
+      - {name: d, dtype: float64}
+";
+
+fn write_source(dir: &std::path::Path, n: usize, end_us: i64) {
+    let mut rng = StdRng::seed_from_u64(3);
+    let keys = (n / 2).max(1) as i64;
+    std::fs::create_dir_all(dir.join("data/events")).unwrap();
+    let chunk = 1_000_000;
+    for (part, start) in (0..n).step_by(chunk).enumerate() {
+        let m = chunk.min(n - start);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("a", DataType::Float64, false),
+            Field::new("b", DataType::Float32, false),
+            Field::new("c", DataType::Int64, false),
+            Field::new("d", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(
+                    (0..m).map(|_| rng.random_range(0..keys)),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        (0..m).map(|_| end_us - rng.random_range(0..20 * 86_400_000_000i64)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(Float64Array::from_iter_values((0..m).map(|_| rng.random()))),
+                Arc::new(Float32Array::from_iter_values((0..m).map(|_| rng.random()))),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..m).map(|_| rng.random_range(0..1000)),
+                )),
+                Arc::new(Float64Array::from_iter_values((0..m).map(|_| rng.random()))),
+            ],
+        )
+        .unwrap();
+        write_table(
+            &dir.join(format!("data/events/part-{part}.parquet")),
+            &[batch],
+        )
+        .unwrap();
+    }
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| {
+            a.split(',')
+                .map(|s| s.parse::<f64>().expect("sizes like 1e6,1e7") as usize)
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1_000_000, 10_000_000]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| source rows | keys written | seconds | rows/s | feature values/s |");
+    println!("|---|---|---|---|---|");
+    for n in sizes {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        std::thread::sleep(Duration::from_millis(300));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("feature_store.yaml"), format!("project: bench\nonline_store: {{type: redis, connection_string: \"redis://127.0.0.1:{port}/0\"}}\n")).unwrap();
+        std::fs::write(dir.join("defs.yaml"), DEFS).unwrap();
+        let end_us = chrono::Utc::now().timestamp_micros();
+        write_source(dir, n, end_us);
+        let repo = Repo::load(dir).unwrap();
+        let catalog = asof_core::validate::validate(&repo, &ParquetProbe).unwrap();
+        let (registry, _) =
+            Registry::apply(None, &repo.config.project, &catalog, chrono::Utc::now());
+        let reg_path = repo.config.registry_path(dir);
+        registry.save(&reg_path).unwrap();
+        rt.block_on(async {
+            let store = asof_online::open(&repo.config.online_store, dir)
+                .await
+                .unwrap();
+            let started = Instant::now();
+            let end = end_us * 1000 + 1;
+            let reports = asof_server::materialize::materialize(
+                dir,
+                &reg_path,
+                store.as_ref(),
+                &["user_stats".to_string()],
+                |_, _| (end - 30 * 86_400_000_000_000, end),
+                &|_, _| {},
+            )
+            .await
+            .unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            let keys = reports[0].keys;
+            println!(
+                "| {n} | {keys} | {secs:.2} | {:.0} | {:.0} |",
+                keys as f64 / secs,
+                reports[0].feature_values as f64 / secs
+            );
+        });
+        let _ = redis.kill();
+        let _ = redis.wait();
+    }
+}
