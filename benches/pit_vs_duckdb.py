@@ -62,12 +62,13 @@ def generate(con, data, n_entities, n_features, seed):
     for name, key, a, b in [("drivers", "driver_id", "conv_rate", "trips"), ("customers", "customer_id", "balance", "rides")]:
         con.execute(f"""
             COPY (
-              SELECT (random() * {n_keys})::BIGINT AS {key},
-                     TIMESTAMP '2024-01-01' + to_seconds((random() * {span})::BIGINT // 60 * 60) AS event_timestamp,
-                     event_timestamp + to_seconds((random() * 3600)::BIGINT) AS created,
-                     CASE WHEN random() < 0.02 THEN NULL ELSE random() END AS {a},
-                     (random() * 100)::BIGINT AS {b}
-              FROM range({n_features})
+              SELECT {key}, event_timestamp, event_timestamp + to_seconds(delay) AS created, {a}, {b} FROM (
+                SELECT (random() * {n_keys})::BIGINT AS {key},
+                       TIMESTAMP '2024-01-01' + to_seconds((random() * {span})::BIGINT // 60 * 60) AS event_timestamp,
+                       (random() * 3600)::BIGINT AS delay,
+                       CASE WHEN random() < 0.02 THEN NULL ELSE random() END AS {a},
+                       (random() * 100)::BIGINT AS {b}
+                FROM range({n_features}))
             ) TO '{data}/{name}.parquet' (FORMAT parquet, ROW_GROUP_SIZE 131072)""")
     con.execute(f"""
         COPY (
@@ -86,7 +87,7 @@ con = duckdb.connect()
 con.execute("SET preserve_insertion_order = true")
 con.execute(f'''
 COPY (
-  WITH e AS (SELECT *, row_number() OVER () AS __rid FROM read_parquet('{data}/entities.parquet')),
+  WITH e AS (SELECT * EXCLUDE (file_row_number), file_row_number AS __rid FROM read_parquet('{data}/entities.parquet', file_row_number = true)),
   d AS (SELECT driver_id, event_timestamp AS ts, conv_rate, trips FROM read_parquet('{data}/drivers.parquet')
         QUALIFY row_number() OVER (PARTITION BY driver_id, event_timestamp ORDER BY created DESC) = 1),
   c AS (SELECT customer_id, event_timestamp AS ts, balance, rides FROM read_parquet('{data}/customers.parquet')
@@ -118,8 +119,8 @@ def measure(cmd, cwd=None):
 def same_table(con, a, b):
     """Row-for-row equality: both in input order, compared by position."""
     q = f"""
-      WITH x AS (SELECT *, row_number() OVER () AS rn FROM read_parquet('{a}')),
-           y AS (SELECT *, row_number() OVER () AS rn FROM read_parquet('{b}'))
+      WITH x AS (SELECT * EXCLUDE (file_row_number), file_row_number AS rn FROM read_parquet('{a}', file_row_number = true)),
+           y AS (SELECT * EXCLUDE (file_row_number), file_row_number AS rn FROM read_parquet('{b}', file_row_number = true))
       SELECT count(*) FROM x FULL JOIN y USING (rn)
       WHERE x.driver_id IS DISTINCT FROM y.driver_id OR x.customer_id IS DISTINCT FROM y.customer_id
          OR epoch_us(x.event_timestamp) IS DISTINCT FROM epoch_us(y.event_timestamp)
@@ -138,6 +139,7 @@ def main():
     ap.add_argument("--seed", type=float, default=0.42)
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool; the best is reported")
     ap.add_argument("--json", help="also write results here")
+    ap.add_argument("--keep", help="generate the data into this folder and keep it")
     args = ap.parse_args()
     if not os.path.exists(args.asof):
         sys.exit(f"no asof binary at {args.asof}: cargo build --release --bin asof")
@@ -145,10 +147,11 @@ def main():
     rows = []
     for scale in args.scales.split(","):
         n_e, n_f = (int(float(x)) for x in scale.split("/"))
-        work = tempfile.mkdtemp(prefix="asof-bench-")
+        work = os.path.join(args.keep, scale.replace("/", "_")) if args.keep else tempfile.mkdtemp(prefix="asof-bench-")
+        os.makedirs(work, exist_ok=True)
         try:
             data = os.path.join(work, "data")
-            os.makedirs(data)
+            os.makedirs(data, exist_ok=True)
             with open(os.path.join(work, "feature_store.yaml"), "w") as f:
                 f.write("project: bench\n")
             with open(os.path.join(work, "defs.yaml"), "w") as f:
@@ -168,7 +171,8 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
 
     print()
     print("| entity rows / feature rows per view (2 views) | asof (s) | DuckDB (s) | DuckDB/asof time | asof peak RSS (MiB) | DuckDB peak RSS (MiB) | asof/DuckDB RSS | same table |")

@@ -9,8 +9,7 @@ use super::display_path;
 use crate::cli::OutputFormat;
 
 pub async fn run(table: &Path, timestamp_column: &str, format: OutputFormat) -> Result<()> {
-    let store = asof_offline::OfflineStore::new(Path::new("."));
-    let report = audit(store.context(), table, timestamp_column).await?;
+    let report = audit(table, timestamp_column).await?;
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => {

@@ -86,7 +86,7 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
                 let n = store.delete_prefix(asof_core::keys::view_prefix(&repo.config.project, view)).await.with_context(|| {
                     format!("removing the online data of deleted view `{view}` (the registry was not changed)")
                 })?;
-                if format == OutputFormat::Text {
+                if format == OutputFormat::Text && !ctx.quiet {
                     println!("Removed {n} online rows of deleted view {view} from {}", store.describe());
                 }
             }
@@ -97,6 +97,9 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
         registry
             .save(&path)
             .with_context(|| format!("writing registry {}", display_path(&path)))?;
+    }
+    if ctx.quiet {
+        return Ok(());
     }
     print_plan(&repo.config.project, &plan, apply, format)?;
     if apply && !plan.is_empty() && format == OutputFormat::Text {

@@ -21,7 +21,7 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
         None => FeatureRequest::resolve(&catalog, &args.features, args.full_feature_names)?,
     };
     let store = OfflineStore::new(&ctx.repo);
-    let entities = EntityTable::read(store.context(), &args.entities).await?;
+    let entities = EntityTable::read(&args.entities).await?;
     let opts = TrainingSetOptions {
         timestamp_column: args.timestamp_column.clone(),
         with_timestamps: args.with_timestamps,

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use asof_core::time::format_nanos;
 use datafusion::arrow::array::Array;
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::entity_table::EntityTable;
@@ -38,12 +37,8 @@ impl AuditReport {
     }
 }
 
-pub async fn audit(
-    ctx: &SessionContext,
-    path: &Path,
-    timestamp_column: &str,
-) -> OfflineResult<AuditReport> {
-    let table = EntityTable::read(ctx, path).await?;
+pub async fn audit(path: &Path, timestamp_column: &str) -> OfflineResult<AuditReport> {
+    let table = EntityTable::read(path).await?;
     let schema = table.batch.schema();
     let entity_ts = table.batch.column_by_name(timestamp_column).ok_or_else(|| {
         table.error(format!("no timestamp column `{timestamp_column}` (columns: {}); name it with --timestamp-column", table.column_names()))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::error::{OfflineError, OfflineResult};
 
@@ -30,8 +30,14 @@ impl EntityTable {
         })
     }
 
-    /// Reads Parquet or CSV, by extension.
-    pub async fn read(ctx: &SessionContext, path: &Path) -> OfflineResult<Self> {
+    /// Reads Parquet or CSV, by extension, keeping the file's row order: the output's rows are
+    /// these rows, in this order. (A parallel scan would split the file into ranges and merge them
+    /// in arrival order, so this reads with one partition.)
+    pub async fn read(path: &Path) -> OfflineResult<Self> {
+        let config = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_repartition_file_scans(false);
+        let ctx = SessionContext::new_with_config(config);
         let err = |message: String| OfflineError::EntityTable {
             path: path.to_path_buf(),
             message,

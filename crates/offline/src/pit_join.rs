@@ -10,7 +10,7 @@
 //! # Contract with its inputs
 //! * Both inputs are hash-partitioned on the key columns with the same partition count and the same
 //!   key types (so equal keys meet in the same partition).
-//! * The left is sorted by `(keys, ts)`, the right by `(keys, ts, created)`, all ascending with nulls
+//! * Both sides are sorted by `(keys, ts)` (rows with equal `ts` in any order), ascending with nulls
 //!   first, within each partition.
 //! * The first `key_count` columns of each input are the keys. Timestamps are `Int64` nanoseconds
 //!   (UTC). Right rows with a null key or timestamp must be filtered out before (they never match).

@@ -1,16 +1,14 @@
 //! Materialization throughput into a real redis-server on loopback: a seeded source of N rows
-//! (N/2 distinct keys, 4 features) materialized through the PIT join. Reports rows/s and feature
-//! values/s per size.
+//! (N/2 distinct keys, 4 features) materialized by the `asof` binary (set `ASOF_BIN`, default
+//! `target/release/asof`) through the PIT join. Reports rows/s and feature values/s per size.
 //!
-//!     cargo bench -p asof-server --bench materialize_load [-- 1000000,10000000]
+//!     cargo build --release --bin asof && cargo bench -p asof-server --bench materialize_load [-- 1e6,1e7]
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asof_core::{Registry, Repo};
 use asof_offline::output::write_table;
-use asof_offline::probe::ParquetProbe;
 use datafusion::arrow::array::{
     Float32Array, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
 };
@@ -91,10 +89,6 @@ fn main() {
                 .collect()
         })
         .unwrap_or_else(|| vec![1_000_000, 10_000_000]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     println!("| source rows | keys written | seconds | rows/s | feature values/s |");
     println!("|---|---|---|---|---|");
     for n in sizes {
@@ -124,36 +118,42 @@ fn main() {
         std::fs::write(dir.join("defs.yaml"), DEFS).unwrap();
         let end_us = chrono::Utc::now().timestamp_micros();
         write_source(dir, n, end_us);
-        let repo = Repo::load(dir).unwrap();
-        let catalog = asof_core::validate::validate(&repo, &ParquetProbe).unwrap();
-        let (registry, _) =
-            Registry::apply(None, &repo.config.project, &catalog, chrono::Utc::now());
-        let reg_path = repo.config.registry_path(dir);
-        registry.save(&reg_path).unwrap();
-        rt.block_on(async {
-            let store = asof_online::open(&repo.config.online_store, dir)
-                .await
-                .unwrap();
-            let started = Instant::now();
-            let end = end_us * 1000 + 1;
-            let reports = asof_server::materialize::materialize(
-                dir,
-                &reg_path,
-                store.as_ref(),
-                &["user_stats".to_string()],
-                |_, _| (end - 30 * 86_400_000_000_000, end),
-                &|_, _| {},
-            )
-            .await
-            .unwrap();
-            let secs = started.elapsed().as_secs_f64();
-            let keys = reports[0].keys;
-            println!(
-                "| {n} | {keys} | {secs:.2} | {:.0} | {:.0} |",
-                keys as f64 / secs,
-                reports[0].feature_values as f64 / secs
-            );
+        let bin = std::env::var("ASOF_BIN").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/asof").to_string()
         });
+        let repo_arg = dir.to_str().unwrap();
+        let status = Command::new(&bin)
+            .args(["--repo", repo_arg, "-q", "apply"])
+            .status()
+            .expect("the asof binary (ASOF_BIN)");
+        assert!(status.success());
+        let started = Instant::now();
+        let out = Command::new(&bin)
+            .args([
+                "--repo",
+                repo_arg,
+                "materialize",
+                "--output",
+                "json",
+                "2000-01-01",
+                "now",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let secs = started.elapsed().as_secs_f64();
+        let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let keys = reports[0]["keys"].as_u64().unwrap() as f64;
+        let values = reports[0]["feature_values"].as_u64().unwrap() as f64;
+        println!(
+            "| {n} | {keys} | {secs:.2} | {:.0} | {:.0} |",
+            keys / secs,
+            values / secs
+        );
         let _ = redis.kill();
         let _ = redis.wait();
     }

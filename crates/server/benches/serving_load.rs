@@ -1,25 +1,21 @@
-//! Serving load generator: the quickstart data materialized into a real redis-server on loopback,
-//! served over gRPC in-process, hit by a tonic client with a bounded request count. Reports
-//! throughput and p50/p99/p999 for 1 entity row and 100 entity rows (5 features, 2 views) at
-//! concurrency 1/16/64, beside `redis-benchmark` on the same Redis in the same run.
+//! Serving load generator: the quickstart data materialized into a real redis-server on loopback and
+//! served by the `asof serve` binary (set `ASOF_BIN`, default `target/release/asof`), hit over gRPC
+//! by a tonic client with a bounded request count. Reports throughput and p50/p99/p999 for 1 entity
+//! row and 100 entity rows (5 features, 2 views) at concurrency 1/16/64, beside `redis-benchmark` on
+//! the same Redis in the same run.
 //!
-//!     cargo bench -p asof-server --bench serving_load            (needs redis-server, redis-benchmark)
+//!     cargo build --release --bin asof && cargo bench -p asof-server --bench serving_load
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asof_core::{Registry, Repo};
-use asof_offline::probe::ParquetProbe;
 use asof_offline::quickstart::{REPO_FILES, generate_data};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::{
     FeatureList, GetOnlineFeaturesRequest, RepeatedValue, Value, get_online_features_request::Kind,
     value,
 };
-use asof_server::service::{Serving, serve};
 
 const FEATURES: [&str; 5] = [
     "driver_hourly_stats:conv_rate",
@@ -126,26 +122,52 @@ fn main() {
         };
         std::fs::write(dir.join(name), text).unwrap();
     }
-    let now_us = chrono::Utc::now().timestamp_micros();
-    generate_data(dir, now_us, 1).unwrap();
-    let repo = Repo::load(dir).unwrap();
-    let catalog = asof_core::validate::validate(&repo, &ParquetProbe).unwrap();
-    let (registry, _) = Registry::apply(None, &repo.config.project, &catalog, chrono::Utc::now());
-    let reg_path = repo.config.registry_path(dir);
-    registry.save(&reg_path).unwrap();
+    generate_data(dir, chrono::Utc::now().timestamp_micros(), 1).unwrap();
 
+    let bin = std::env::var("ASOF_BIN").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/asof").to_string()
+    });
+    let repo_arg = dir.to_str().unwrap().to_string();
+    for args in [&["apply"][..], &["materialize", "2000-01-01", "now"][..]] {
+        let status = Command::new(&bin)
+            .args(["--repo", &repo_arg, "-q"])
+            .args(args)
+            .status()
+            .expect("the asof binary (ASOF_BIN)");
+        assert!(status.success(), "asof {args:?} failed");
+    }
+    let grpc_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(&bin)
+        .args([
+            "--repo",
+            &repo_arg,
+            "serve",
+            "--grpc",
+            &format!("127.0.0.1:{grpc_port}"),
+            "--metrics",
+            &format!("127.0.0.1:{metrics_port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
     rt.block_on(async {
-        let store = asof_online::open(&repo.config.online_store, dir).await.unwrap();
-        let views = asof_server::materialize::select_views(&registry, &[]).unwrap();
-        let end = now_us * 1000;
-        asof_server::materialize::materialize(dir, &reg_path, store.as_ref(), &views, |_, _| (end - 40 * 86_400_000_000_000, end), &|_, _| {}).await.unwrap();
-        let registry = Registry::load_required(&reg_path).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
-        tokio::spawn(serve(Serving::new(registry, Arc::clone(&store)), "127.0.0.1:0".parse().unwrap(), std::future::pending(), move |a| {
-            let _ = tx.send(a);
-        }));
-        let addr = rx.await.unwrap();
-        let client = FeatureServingClient::connect(format!("http://{addr}")).await.unwrap();
+        let client = FeatureServingClient::connect(format!("http://127.0.0.1:{grpc_port}")).await.unwrap();
 
         println!("| entity rows x features | concurrency | requests | req/s | rows/s | p50 ms | p99 ms | p999 ms |");
         println!("|---|---|---|---|---|---|---|---|");
@@ -194,6 +216,8 @@ fn main() {
     println!(
         "redis-benchmark, 16 clients, same server: MGET 2 keys {mget:.0} req/s; HMGET 5 fields {hmget:.0} req/s"
     );
+    let _ = server.kill();
+    let _ = server.wait();
     let _ = redis.kill();
     let _ = redis.wait();
 }

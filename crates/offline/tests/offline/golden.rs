@@ -273,3 +273,44 @@ fn a_name_collision_suggests_full_feature_names() {
     assert!(err.contains("--full-feature-names"), "{err}");
     assert!(FeatureRequest::resolve(&cat, &refs, true).is_ok());
 }
+
+#[test]
+fn a_large_entity_file_keeps_its_row_order() {
+    // Big enough (> DataFusion's 10 MB file-split threshold) that a parallel scan would split it.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 1_600_000i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("noise", DataType::Int64, false),
+    ]));
+    let mut x: i64 = 0x9E37_79B9;
+    let noise: Vec<i64> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+        .collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(Int64Array::from(noise)),
+        ],
+    )
+    .unwrap();
+    let path = dir.path().join("big.parquet");
+    write_table(&path, &[batch]).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > 10 * 1024 * 1024);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let table = rt.block_on(EntityTable::read(&path)).unwrap();
+    let ids = table
+        .batch
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    assert!(
+        ids.values().iter().enumerate().all(|(i, v)| *v == i as i64),
+        "rows came back out of order"
+    );
+}
