@@ -76,6 +76,10 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+fn nodelay() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
 /// `redis://user:secret@host` -> `redis://host`, for logs and messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -102,7 +106,11 @@ impl RedisStore {
             message: e.to_string(),
         };
         let conn = if urls.len() == 1 {
-            let client = redis::Client::open(urls[0])
+            // TCP_NODELAY: a request is one small write; Nagle would hold it for the delayed ACK.
+            let info = redis::IntoConnectionInfo::into_connection_info(urls[0])
+                .map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?
+                .set_tcp_settings(nodelay());
+            let client = redis::Client::open(info)
                 .map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -117,6 +125,7 @@ impl RedisStore {
             )
         } else {
             let client = ClusterClient::builder(urls.clone())
+                .tcp_settings(nodelay())
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(Duration::from_secs(2))
                 .build()

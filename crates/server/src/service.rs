@@ -442,6 +442,20 @@ impl FeatureServing for Serving {
     }
 }
 
+/// Accepted connections with TCP_NODELAY: the server builder's own `tcp_nodelay` only applies to
+/// listeners it binds itself, and Nagle would hold each response for the peer's delayed ACK (~40 ms).
+fn nodelay_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.and_then(|stream| {
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        })
+    })
+}
+
 /// Serves `serving` on `addr` with health checking and reflection until `shutdown` resolves.
 pub async fn serve(
     serving: Serving,
@@ -473,10 +487,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))
 }
