@@ -4,9 +4,14 @@
 //!
 //!     cargo build --release --bin asof && cargo bench -p asof-server --bench materialize_load [-- 1e6,1e7]
 
-use std::process::{Command, Stdio};
+#![allow(unreachable_pub)]
+
+#[path = "../tests/serving/redis_server.rs"]
+mod redis_server;
+
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use asof_offline::output::write_table;
 use datafusion::arrow::array::{
@@ -92,29 +97,18 @@ fn main() {
     println!("| source rows | keys written | seconds | rows/s | feature values/s |");
     println!("|---|---|---|---|---|");
     for n in sizes {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        std::thread::sleep(Duration::from_millis(300));
+        // The tests' RAII redis-server: a free loopback port, stopped on drop.
+        let redis = redis_server::RedisServer::start();
+        let url = redis.url();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        std::fs::write(dir.join("feature_store.yaml"), format!("project: bench\nonline_store: {{type: redis, connection_string: \"redis://127.0.0.1:{port}/0\"}}\n")).unwrap();
+        std::fs::write(
+            dir.join("feature_store.yaml"),
+            format!(
+                "project: bench\nonline_store: {{type: redis, connection_string: \"{url}\"}}\n"
+            ),
+        )
+        .unwrap();
         std::fs::write(dir.join("defs.yaml"), DEFS).unwrap();
         let end_us = chrono::Utc::now().timestamp_micros();
         write_source(dir, n, end_us);
@@ -154,7 +148,6 @@ fn main() {
             keys / secs,
             values / secs
         );
-        let _ = redis.kill();
-        let _ = redis.wait();
+        drop(redis);
     }
 }

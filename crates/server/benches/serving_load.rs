@@ -6,7 +6,12 @@
 //!
 //!     cargo build --release --bin asof && cargo bench -p asof-server --bench serving_load
 
+#![allow(unreachable_pub)]
+
 use std::collections::HashMap;
+#[path = "../tests/serving/redis_server.rs"]
+mod redis_server;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -89,33 +94,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    std::thread::sleep(Duration::from_millis(300));
+    // The tests' RAII redis-server: a free loopback port, stopped on drop.
+    let redis = redis_server::RedisServer::start();
+    let port = redis.port;
+    let url = redis.url();
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for (name, text) in REPO_FILES {
         let text = if name == "feature_store.yaml" {
             format!(
-                "project: rideshare\nonline_store: {{type: redis, connection_string: \"redis://127.0.0.1:{port}/0\"}}\n"
+                "project: rideshare\nonline_store: {{type: redis, connection_string: \"{url}\"}}\n"
             )
         } else {
             text.to_string()
@@ -218,6 +207,5 @@ fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 }
