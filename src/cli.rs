@@ -98,16 +98,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// Feature refs, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        required_unless_present = "service",
-        conflicts_with = "service"
-    )]
-    pub features: Vec<String>,
-    #[arg(long)]
-    pub service: Option<String>,
+    #[command(flatten)]
+    pub selection: FeatureSelection,
     /// Entity key values: `driver_id=1001,1002`; repeat for composite or several keys.
     #[arg(long = "entity", required = true)]
     pub entities: Vec<String>,
@@ -120,6 +112,22 @@ pub struct QueryArgs {
     pub server: String,
     #[command(flatten)]
     pub format: FormatArg,
+}
+
+/// Which features a command asks for: refs or a feature service (exactly one).
+#[derive(Debug, Args)]
+pub struct FeatureSelection {
+    /// Feature refs, `view:feature` or `view`, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "service",
+        conflicts_with = "service"
+    )]
+    pub features: Vec<String>,
+    /// A feature service instead of refs.
+    #[arg(long)]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -162,17 +170,8 @@ pub struct TrainingSetArgs {
     /// Entity table (Parquet or CSV): join keys, an event timestamp, and pass-through columns.
     #[arg(long)]
     pub entities: PathBuf,
-    /// Feature refs, `view:feature` or `view`, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        required_unless_present = "service",
-        conflicts_with = "service"
-    )]
-    pub features: Vec<String>,
-    /// A feature service instead of refs.
-    #[arg(long)]
-    pub service: Option<String>,
+    #[command(flatten)]
+    pub selection: FeatureSelection,
     /// Output file (Parquet or CSV, by extension); written atomically.
     #[arg(long, short = 'o')]
     pub output: PathBuf,

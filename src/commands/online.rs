@@ -171,10 +171,10 @@ pub async fn query(args: &QueryArgs) -> Result<()> {
         .iter()
         .map(|e| parse_entity(e))
         .collect::<Result<_>>()?;
-    let kind = match &args.service {
+    let kind = match &args.selection.service {
         Some(s) => Kind::FeatureService(s.clone()),
         None => Kind::Features(FeatureList {
-            features: args.features.clone(),
+            features: args.selection.features.clone(),
         }),
     };
     let as_of = args

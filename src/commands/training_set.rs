@@ -16,9 +16,11 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
     Format::of(&args.output)?;
     let registry = ctx.registry()?;
     let catalog = registry.catalog();
-    let request = match &args.service {
+    let request = match &args.selection.service {
         Some(s) => FeatureRequest::resolve_service(&catalog, s, args.full_feature_names)?,
-        None => FeatureRequest::resolve(&catalog, &args.features, args.full_feature_names)?,
+        None => {
+            FeatureRequest::resolve(&catalog, &args.selection.features, args.full_feature_names)?
+        }
     };
     let store = OfflineStore::new(&ctx.repo);
     let entities = EntityTable::read(&args.entities).await?;
