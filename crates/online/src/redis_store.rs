@@ -12,28 +12,41 @@ use redis::{Pipeline, RedisError, Script};
 
 use crate::{OnlineError, OnlineResult, OnlineStore};
 
-/// Replaces KEYS[1] with ARGV[1] only if ARGV[1]'s 32-byte header is greater, byte by byte (the
-/// header orders like (event_ts, created_ts)). ARGV[2]: expiry in ms, "0" for none.
+/// For each i, replaces KEYS[i] with ARGV[i + 1] only if the new row's 32-byte header is greater,
+/// byte by byte (the header orders like (event_ts, created_ts)). ARGV[1]: expiry in ms, "0" for
+/// none. Returns how many keys were written. Several keys per call amortise the per-command cost;
+/// on Redis Cluster each call carries one key (a script's keys must share a slot).
 const WRITE_IF_NEWER: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local new = ARGV[1]
-  for i = 1, 32 do
-    local a, b = string.byte(new, i), string.byte(cur, i)
-    if a ~= b then
-      if a < b then return 0 end
-      break
+local ttl = ARGV[1]
+local written = 0
+for i = 1, #KEYS do
+  local new = ARGV[i + 1]
+  local cur = redis.call('GET', KEYS[i])
+  local newer = true
+  if cur then
+    newer = false
+    for j = 1, 32 do
+      local a, b = string.byte(new, j), string.byte(cur, j)
+      if a ~= b then
+        newer = a > b
+        break
+      end
     end
-    if i == 32 then return 0 end
+  end
+  if newer then
+    if ttl ~= '0' then
+      redis.call('SET', KEYS[i], new, 'PX', ttl)
+    else
+      redis.call('SET', KEYS[i], new)
+    end
+    written = written + 1
   end
 end
-if ARGV[2] ~= '0' then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-return 1
+return written
 "#;
+
+/// Rows per script call on a single node.
+const ROWS_PER_CALL: usize = 100;
 
 /// Rows per pipelined write batch, and batches in flight at once.
 const WRITE_BATCH: usize = 2000;
@@ -170,14 +183,23 @@ impl RedisStore {
     }
 
     async fn write_batch(&self, rows: Vec<(Vec<u8>, Vec<u8>)>) -> OnlineResult<usize> {
+        let per_call = match self.conn {
+            Conn::Single(_) => ROWS_PER_CALL,
+            Conn::Cluster(_) => 1,
+        };
         let mut pipe = redis::pipe();
-        for (k, v) in &rows {
-            pipe.cmd("EVALSHA")
+        for call in rows.chunks(per_call) {
+            let cmd = pipe
+                .cmd("EVALSHA")
                 .arg(self.script.get_hash())
-                .arg(1)
-                .arg(k)
-                .arg(v)
-                .arg(self.key_ttl_ms);
+                .arg(call.len());
+            for (k, _) in call {
+                cmd.arg(k);
+            }
+            cmd.arg(self.key_ttl_ms);
+            for (_, v) in call {
+                cmd.arg(v);
+            }
         }
         let mut conn = self.conn.clone();
         let res: Result<Vec<i64>, RedisError> = conn.query(&pipe).await;
@@ -189,11 +211,7 @@ impl RedisStore {
             }
             other => other,
         };
-        Ok(res
-            .map_err(|e| self.error(e))?
-            .into_iter()
-            .filter(|r| *r == 1)
-            .count())
+        Ok(res.map_err(|e| self.error(e))?.into_iter().sum::<i64>() as usize)
     }
 }
 

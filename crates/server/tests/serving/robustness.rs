@@ -269,3 +269,58 @@ async fn redis_outage_is_unavailable_then_recovers_and_view_data_can_be_deleted(
         .into_inner();
     assert_eq!(r.results[1].statuses, vec![FieldStatus::NotFound as i32]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_write_call_mixes_newer_older_and_new_keys_on_redis() {
+    use asof_core::value::{StoredRow, Value as V};
+    let redis = RedisServer::start();
+    let fx = Fixture::new(&format!(
+        "online_store: {{type: redis, connection_string: \"{}\"}}",
+        redis.url()
+    ));
+    let store = fx.store().await;
+    let row = |ts: i64, created: Option<i64>| {
+        StoredRow {
+            event_ts: ts,
+            created_ts: created,
+            features: vec![("x".into(), V::Int64(ts))],
+        }
+        .encode()
+    };
+    assert_eq!(
+        store
+            .write(vec![
+                (b"a".to_vec(), row(10, None)),
+                (b"b".to_vec(), row(10, Some(5)))
+            ])
+            .await
+            .unwrap(),
+        2
+    );
+    let n = store
+        .write(vec![
+            (b"a".to_vec(), row(9, None)),     // older: skipped
+            (b"b".to_vec(), row(10, Some(6))), // same time, later created: written
+            (b"c".to_vec(), row(1, None)),     // new key: written
+            (b"a".to_vec(), row(10, None)),    // replay: skipped
+        ])
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let got = store
+        .read(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+        .await
+        .unwrap();
+    let decoded: Vec<StoredRow> = got
+        .into_iter()
+        .map(|r| StoredRow::decode(&r.unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        (
+            decoded[0].event_ts,
+            decoded[1].created_ts,
+            decoded[2].event_ts
+        ),
+        (10, Some(6), 1)
+    );
+}
