@@ -43,7 +43,7 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
     );
     let table = store.training_set(&entities, &request, &opts).await?;
     pb.set_message(format!("writing {}", display_path(&args.output)));
-    write_table(&args.output, &[table.clone()])
+    write_table(&args.output, std::slice::from_ref(&table))
         .with_context(|| format!("writing {}", display_path(&args.output)))?;
     pb.finish_and_clear();
     if !ctx.quiet {

@@ -99,7 +99,7 @@ fn usage_errors_exit_2_and_failures_exit_1() {
 #[test]
 fn init_refuses_an_existing_repo() {
     let r = TestRepo::init();
-    let err = crate::util::stderr_of(&mut asof().arg("init").arg(&r.dir));
+    let err = crate::util::stderr_of(asof().arg("init").arg(&r.dir));
     assert!(
         err.contains("already a feature repository; pass --data-only"),
         "{err}"

@@ -27,14 +27,10 @@ fn default_registry() -> String {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Default)]
 pub enum OfflineStoreConfig {
+    #[default]
     Parquet,
-}
-
-impl Default for OfflineStoreConfig {
-    fn default() -> Self {
-        OfflineStoreConfig::Parquet
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -64,7 +64,7 @@ impl fmt::Display for Ttl {
             return write!(f, "0");
         }
         for (unit, mult) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s % mult == 0 {
+            if s.is_multiple_of(mult) {
                 return write!(f, "{}{unit}", s / mult);
             }
         }

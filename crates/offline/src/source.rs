@@ -110,7 +110,7 @@ pub async fn scan_view(
     if let Some(min) = bounds.min {
         filter = filter.and(ident(ts_col).gt_eq(bound_literal(min, &ts_type)));
     }
-    let mut select: Vec<Expr> = view.join_keys.iter().map(|k| ident(k)).collect();
+    let mut select: Vec<Expr> = view.join_keys.iter().map(ident).collect();
     select.push(nanos_expr(ident(ts_col)).alias(FEATURE_TS));
     if let Some(c) = &view.source.created_timestamp_field {
         let t = field(c)?;

@@ -446,7 +446,7 @@ impl OfflineStore {
             max: Some(end),
         };
         let right = scan_view(&self.ctx, &self.repo_dir, view, bounds).await?;
-        let keys: Vec<_> = view.join_keys.iter().map(|k| ident(k)).collect();
+        let keys: Vec<_> = view.join_keys.iter().map(ident).collect();
         let key_batches = right.clone().select(keys)?.distinct()?.collect().await?;
         let k = view.join_keys.len();
         let key_schema = Arc::new(Schema::new(

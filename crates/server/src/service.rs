@@ -25,6 +25,10 @@ use crate::proto::v1::{
     ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse,
 };
 
+/// A request's entity rows: the row count, the join keys in response order, and each key's values
+/// (`None` for nulls, which never match).
+type EntityColumns = (usize, Vec<String>, HashMap<String, Vec<Option<KeyValue>>>);
+
 /// Largest request or response, either way.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -72,11 +76,11 @@ impl Serving {
     }
 
     /// Checks the columnar entity map: every needed key present, none unknown, all the same length,
-    /// every value a valid key type. Returns the row count and the keys per column.
+    /// every value a valid key type.
     fn entity_columns(
         req: &FeatureRequest,
         entities: &HashMap<String, crate::proto::v1::RepeatedValue>,
-    ) -> ServerResult<(usize, Vec<String>, HashMap<String, Vec<Option<KeyValue>>>)> {
+    ) -> ServerResult<EntityColumns> {
         let mut needed: Vec<String> = Vec::new();
         for v in &req.views {
             for k in &v.join_keys {
