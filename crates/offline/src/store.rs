@@ -106,10 +106,6 @@ impl OfflineStore {
         }
     }
 
-    pub fn context(&self) -> &SessionContext {
-        &self.ctx
-    }
-
     /// Builds the join plan of one view: `left` is `keys..., __asof_entity_ts, __asof_row_id` with
     /// key types already equal to the source's.
     async fn view_plan(
