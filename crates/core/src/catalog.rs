@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Entity, FeatureService, FeatureView, Source};
+use crate::spec::{DocumentIndex, Entity, FeatureService, FeatureView, Source};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -13,6 +13,8 @@ pub struct Catalog {
     pub sources: BTreeMap<String, Source>,
     pub feature_views: BTreeMap<String, FeatureView>,
     pub feature_services: BTreeMap<String, FeatureService>,
+    #[serde(default)]
+    pub document_indexes: BTreeMap<String, DocumentIndex>,
 }
 
 impl Catalog {

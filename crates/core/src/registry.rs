@@ -44,6 +44,8 @@ pub struct Registry {
     pub feature_views: BTreeMap<String, Record<crate::spec::FeatureView>>,
     pub feature_services: BTreeMap<String, Record<crate::spec::FeatureService>>,
     #[serde(default)]
+    pub document_indexes: BTreeMap<String, Record<crate::spec::DocumentIndex>>,
+    #[serde(default)]
     pub materialization: BTreeMap<String, Materialization>,
 }
 
@@ -61,7 +63,7 @@ pub enum Action {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// `entity`, `source`, `feature_view` or `feature_service`.
+    /// `entity`, `source`, `feature_view`, `feature_service` or `document_index`.
     pub kind: &'static str,
     pub name: String,
     #[serde(flatten)]
@@ -206,6 +208,13 @@ impl Registry {
                 now,
                 &mut plan,
             ),
+            document_indexes: merge_kind(
+                "document_index",
+                old.map(|o| &o.document_indexes),
+                &catalog.document_indexes,
+                now,
+                &mut plan,
+            ),
             materialization: old
                 .map(|o| {
                     o.materialization
@@ -245,6 +254,11 @@ impl Registry {
                 .collect(),
             feature_services: self
                 .feature_services
+                .iter()
+                .map(|(k, r)| (k.clone(), r.spec.clone()))
+                .collect(),
+            document_indexes: self
+                .document_indexes
                 .iter()
                 .map(|(k, r)| (k.clone(), r.spec.clone()))
                 .collect(),

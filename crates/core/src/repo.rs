@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{CONFIG_FILE, RepoConfig};
 use crate::error::{CoreError, CoreResult, Diagnostic};
 use crate::locate::{self, Span};
-use crate::spec::{DefinitionsFile, Entity, FeatureService, FeatureView, Source};
+use crate::spec::{DefinitionsFile, DocumentIndex, Entity, FeatureService, FeatureView, Source};
 
 /// A definition and where it was declared.
 #[derive(Debug, Clone)]
@@ -30,6 +30,7 @@ pub struct Repo {
     pub sources: Vec<Located<Source>>,
     pub feature_views: Vec<Located<FeatureView>>,
     pub feature_services: Vec<Located<FeatureService>>,
+    pub document_indexes: Vec<Located<DocumentIndex>>,
     /// File texts, for locating references inside a definition's block.
     pub texts: BTreeMap<PathBuf, String>,
 }
@@ -105,6 +106,7 @@ impl Repo {
             sources: Vec::new(),
             feature_views: Vec::new(),
             feature_services: Vec::new(),
+            document_indexes: Vec::new(),
             texts: BTreeMap::new(),
         };
         let mut diags = Vec::new();
@@ -150,6 +152,14 @@ impl Repo {
                         &text,
                         "feature_services",
                         |s| &s.name,
+                    );
+                    attach(
+                        &mut repo.document_indexes,
+                        defs.document_indexes,
+                        &rel,
+                        &text,
+                        "document_indexes",
+                        |d| &d.name,
                     );
                 }
                 Err(d) => diags.push(d),

@@ -20,6 +20,8 @@ pub struct DefinitionsFile {
     pub feature_views: Vec<FeatureView>,
     #[serde(default)]
     pub feature_services: Vec<FeatureService>,
+    #[serde(default)]
+    pub document_indexes: Vec<DocumentIndex>,
 }
 
 /// Something features describe (a driver, a customer); its join keys identify one instance.
@@ -111,4 +113,123 @@ pub struct FeatureService {
     pub description: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+}
+
+/// A vector index over a document corpus. Its documents are instances of `entity` (doc ids are the
+/// entity's join key values), so document features join on them in serving and in training sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentIndex {
+    pub name: String,
+    pub entity: String,
+    pub source: DocumentSource,
+    #[serde(default)]
+    pub chunking: Chunking,
+    pub embedding: Embedding,
+    #[serde(default)]
+    pub metric: Metric,
+    /// Feature refs served beside search results (`RetrieveAndRank`); their views must be keyed by
+    /// `entity` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reranker_features: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSource {
+    /// A JSON-lines file or a directory of them (`jsonl`), or a directory of `.md` files
+    /// (`markdown`); relative to the repo folder.
+    pub path: String,
+    pub format: DocumentFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentFormat {
+    /// One object per line: `doc_id`, `text`, `updated_at`, and any other fields as metadata.
+    Jsonl,
+    /// One document per `.md` file: the doc id is the path without extension, the version its mtime.
+    Markdown,
+}
+
+/// How documents are cut into chunks. `version` names the algorithm: a new version builds a new
+/// index version, since the same text chunked differently is a different index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chunking {
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+    #[serde(default)]
+    pub overlap: usize,
+    #[serde(default = "default_chunker_version")]
+    pub version: String,
+}
+
+fn default_max_tokens() -> usize {
+    300
+}
+
+fn default_chunker_version() -> String {
+    "v1".into()
+}
+
+impl Default for Chunking {
+    fn default() -> Self {
+        Chunking {
+            max_tokens: default_max_tokens(),
+            overlap: 0,
+            version: default_chunker_version(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// Local, deterministic feature hashing: no network, no model download.
+    Hashing,
+    /// Any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Ollama, vLLM, TEI).
+    Openai,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Embedding {
+    pub provider: EmbeddingProvider,
+    pub model: String,
+    pub dims: usize,
+    /// Base URL of the API, up to and including `/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The environment variable holding the API key (never the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Texts per embedder call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Embedder calls in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+}
+
+impl Embedding {
+    /// The identity of the vector space: vectors compare only within one model id. The endpoint is
+    /// left out on purpose (the same model served elsewhere gives the same space).
+    pub fn model_id(&self) -> String {
+        let provider = match self.provider {
+            EmbeddingProvider::Hashing => "hashing",
+            EmbeddingProvider::Openai => "openai",
+        };
+        format!("{provider}/{}/{}", self.model, self.dims)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    #[default]
+    Cosine,
+    L2,
 }

@@ -9,7 +9,7 @@ use crate::dtype::DType;
 use crate::error::{CoreError, CoreResult, Diagnostic, did_you_mean};
 use crate::locate;
 use crate::repo::{Located, Repo};
-use crate::spec::Source;
+use crate::spec::{DocumentIndex, Entity, EmbeddingProvider, FeatureView, Source};
 
 /// A column of a source's data, as an engine sees it.
 #[derive(Debug, Clone)]
@@ -112,6 +112,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
     ck.check_names("source", &repo.sources, |s| &s.name);
     ck.check_names("feature view", &repo.feature_views, |v| &v.name);
     ck.check_names("feature service", &repo.feature_services, |s| &s.name);
+    ck.check_names("document index", &repo.document_indexes, |d| &d.name);
 
     let entities: BTreeMap<&str, _> = repo
         .entities
@@ -337,6 +338,10 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         }
     }
 
+    for d in &repo.document_indexes {
+        check_document_index(&mut ck, d, &entities, &views);
+    }
+
     if !ck.diags.is_empty() {
         ck.diags
             .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -359,6 +364,11 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         catalog
             .feature_services
             .insert(s.def.name.clone(), s.def.clone());
+    }
+    for d in &repo.document_indexes {
+        catalog
+            .document_indexes
+            .insert(d.def.name.clone(), d.def.clone());
     }
     Ok(catalog)
 }
@@ -406,6 +416,169 @@ fn check_source_columns(ck: &mut Checker<'_>, s: &Located<Source>, cols: &[Colum
                     s.def.name, s.def.path
                 ),
                 did_you_mean(from, all.iter().copied()),
+            );
+        }
+    }
+}
+
+/// Largest HNSW-friendly dimensionality we accept; beyond it a typo (an extra zero) is likelier.
+const MAX_DIMS: usize = 65_536;
+
+fn check_document_index(
+    ck: &mut Checker<'_>,
+    d: &Located<DocumentIndex>,
+    entities: &BTreeMap<&str, &Entity>,
+    views: &BTreeMap<&str, &FeatureView>,
+) {
+    let idx = &d.def;
+    match entities.get(idx.entity.as_str()) {
+        None => ck.at(
+            d,
+            Some("entity"),
+            &idx.entity,
+            format!(
+                "document index `{}` names unknown entity `{}`",
+                idx.name, idx.entity
+            ),
+            did_you_mean(&idx.entity, entities.keys().copied()),
+        ),
+        Some(e) if e.join_keys.len() != 1 => ck.at(
+            d,
+            Some("entity"),
+            &idx.entity,
+            format!(
+                "document index `{}`: entity `{}` has {} join keys, but a doc id is one value",
+                idx.name,
+                idx.entity,
+                e.join_keys.len()
+            ),
+            Some("use an entity with a single join key, e.g. `join_keys: [doc_id]`".into()),
+        ),
+        Some(_) => {}
+    }
+    let c = &idx.chunking;
+    if c.max_tokens == 0 {
+        ck.at(
+            d,
+            Some("chunking"),
+            "max_tokens",
+            format!("document index `{}`: chunking.max_tokens must be at least 1", idx.name),
+            None,
+        );
+    } else if c.overlap >= c.max_tokens {
+        ck.at(
+            d,
+            Some("chunking"),
+            "overlap",
+            format!(
+                "document index `{}`: chunking.overlap ({}) must be smaller than max_tokens ({})",
+                idx.name, c.overlap, c.max_tokens
+            ),
+            None,
+        );
+    }
+    if c.version != "v1" {
+        ck.at(
+            d,
+            Some("chunking"),
+            &c.version,
+            format!(
+                "document index `{}`: unknown chunker version `{}`",
+                idx.name, c.version
+            ),
+            Some("this asof knows chunker `v1`".into()),
+        );
+    }
+    let e = &idx.embedding;
+    if e.dims == 0 || e.dims > MAX_DIMS {
+        ck.at(
+            d,
+            Some("embedding"),
+            "dims",
+            format!(
+                "document index `{}`: embedding.dims must be between 1 and {MAX_DIMS}, not {}",
+                idx.name, e.dims
+            ),
+            None,
+        );
+    }
+    if e.model.trim().is_empty() {
+        ck.at(
+            d,
+            Some("embedding"),
+            "model",
+            format!("document index `{}`: embedding.model is empty", idx.name),
+            None,
+        );
+    }
+    if e.provider == EmbeddingProvider::Hashing && (e.url.is_some() || e.api_key_env.is_some()) {
+        ck.at(
+            d,
+            Some("embedding"),
+            "provider",
+            format!(
+                "document index `{}`: the hashing embedder runs locally and takes no url or api_key_env",
+                idx.name
+            ),
+            Some("remove them, or use `provider: openai`".into()),
+        );
+    }
+    if matches!(e.batch_size, Some(0)) || matches!(e.concurrency, Some(0)) {
+        ck.at(
+            d,
+            Some("embedding"),
+            "embedding",
+            format!(
+                "document index `{}`: embedding.batch_size and concurrency must be at least 1",
+                idx.name
+            ),
+            None,
+        );
+    }
+    for r in &idx.reranker_features {
+        let (vname, fname) = match r.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (r.as_str(), None),
+        };
+        let Some(view) = views.get(vname) else {
+            ck.at(
+                d,
+                Some("reranker_features"),
+                vname,
+                format!(
+                    "document index `{}`: reranker feature `{r}` names unknown feature view `{vname}`",
+                    idx.name
+                ),
+                did_you_mean(vname, views.keys().copied()),
+            );
+            continue;
+        };
+        if let Some(f) = fname
+            && view.feature(f).is_none()
+        {
+            ck.at(
+                d,
+                Some("reranker_features"),
+                f,
+                format!(
+                    "document index `{}`: view `{vname}` has no feature `{f}`",
+                    idx.name
+                ),
+                did_you_mean(f, view.features.iter().map(|x| x.name.as_str())),
+            );
+        }
+        if view.entities != [idx.entity.clone()] {
+            ck.at(
+                d,
+                Some("reranker_features"),
+                vname,
+                format!(
+                    "document index `{}`: reranker feature view `{vname}` is keyed by [{}], not by the index's entity `{}` alone",
+                    idx.name,
+                    view.entities.join(", "),
+                    idx.entity
+                ),
+                Some("reranker features are looked up by doc id: use views of the document entity".into()),
             );
         }
     }

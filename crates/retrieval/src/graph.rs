@@ -1,0 +1,165 @@
+//! The HNSW graph (hnsw_rs) behind an index version, with its own distance functions and the
+//! persistence workaround hnsw_rs needs.
+//!
+//! hnsw_rs has no delete: deleted or changed chunks are filtered out at search time (tombstones)
+//! and the graph is rebuilt from live vectors when too many accumulate (see `sync`).
+
+use std::path::Path;
+
+use asof_core::spec::Metric;
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+
+use crate::error::{RetrievalError, RetrievalResult};
+
+/// Neighbours kept per node: 16 is the usual balance of recall, memory and build time.
+pub const MAX_CONNECTIONS: usize = 16;
+pub const EF_CONSTRUCTION: usize = 200;
+const MAX_LAYERS: usize = 16;
+const BASENAME: &str = "graph";
+
+/// Cosine distance over unit vectors (`1 - a.b`, clamped at 0). hnsw_rs's `DistDot` asserts
+/// `a.b <= 1`, which rounding breaks for near-identical vectors; this never panics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnitCosine;
+
+/// Squared Euclidean distance: same order as L2, without the square root.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SquaredL2;
+
+/// A dot product written with 8 independent accumulators so the compiler can vectorize it.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+impl Distance<f32> for SquaredL2 {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: f32 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum();
+        for (x, y) in ca.zip(cb) {
+            for i in 0..8 {
+                let d = x[i] - y[i];
+                acc[i] += d * d;
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+}
+
+/// One graph of either metric; ids are the index's point ids.
+pub enum Graph {
+    Cosine(Hnsw<'static, f32, UnitCosine>),
+    L2(Hnsw<'static, f32, SquaredL2>),
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph").field("points", &self.len()).finish()
+    }
+}
+
+impl Graph {
+    pub fn new(metric: Metric, capacity: usize) -> Graph {
+        let cap = capacity.max(1_000);
+        match metric {
+            Metric::Cosine => Graph::Cosine(Hnsw::new(MAX_CONNECTIONS, cap, MAX_LAYERS, EF_CONSTRUCTION, UnitCosine)),
+            Metric::L2 => Graph::L2(Hnsw::new(MAX_CONNECTIONS, cap, MAX_LAYERS, EF_CONSTRUCTION, SquaredL2)),
+        }
+    }
+
+    /// Points in the graph, tombstoned ones included.
+    pub fn len(&self) -> usize {
+        match self {
+            Graph::Cosine(h) => h.get_nb_point(),
+            Graph::L2(h) => h.get_nb_point(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts on all cores (hnsw_rs's rayon pool).
+    pub fn insert(&self, points: &[(&[f32], usize)]) {
+        let points = points.to_vec();
+        match self {
+            Graph::Cosine(h) => h.parallel_insert_slice(&points),
+            Graph::L2(h) => h.parallel_insert_slice(&points),
+        }
+    }
+
+    /// The `k` nearest ids that pass `keep`, nearest first, with their distances.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<(usize, f32)> {
+        let filter = |id: &usize| keep(*id);
+        let found = match self {
+            Graph::Cosine(h) => h.search_filter(query, k, ef.max(k), Some(&filter)),
+            Graph::L2(h) => h.search_filter(query, k, ef.max(k), Some(&filter)),
+        };
+        found.into_iter().map(|n| (n.d_id, n.distance)).collect()
+    }
+
+    /// Writes the graph into `dir` (which must be new: hnsw_rs never overwrites a dump).
+    pub fn dump(&self, dir: &Path) -> RetrievalResult<()> {
+        let written = match self {
+            Graph::Cosine(h) => h.file_dump(dir, BASENAME),
+            Graph::L2(h) => h.file_dump(dir, BASENAME),
+        }
+        .map_err(|e| RetrievalError::corrupt(dir, format!("writing the HNSW graph: {e}")))?;
+        if written != BASENAME {
+            return Err(RetrievalError::corrupt(
+                dir,
+                format!("HNSW dump went to `{written}`, expected a fresh folder"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reloads a dump. hnsw_rs ties the graph's lifetime to its loader; the loader (a path and
+    /// options, no point data since we load without mmap) is leaked so the graph can be owned and
+    /// swapped freely. That is a few hundred bytes per reload.
+    pub fn load(dir: &Path, metric: Metric) -> RetrievalResult<Graph> {
+        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, BASENAME)));
+        let err = |e: &dyn std::fmt::Display| {
+            RetrievalError::corrupt(dir, format!("reading the HNSW graph: {e}"))
+        };
+        Ok(match metric {
+            Metric::Cosine => Graph::Cosine(
+                loader
+                    .load_hnsw::<f32, UnitCosine>()
+                    .map_err(|e| err(&e))?,
+            ),
+            Metric::L2 => Graph::L2(loader.load_hnsw::<f32, SquaredL2>().map_err(|e| err(&e))?),
+        })
+    }
+}
