@@ -91,9 +91,82 @@ pub enum Command {
         /// Prometheus metrics endpoint (GET /metrics).
         #[arg(long, default_value = "127.0.0.1:9464")]
         metrics: std::net::SocketAddr,
+        /// Log every RetrieveAndRank answer (hits and served features) as Parquet files in DIR:
+        /// entity tables for `asof training-set`.
+        #[arg(long, value_name = "DIR")]
+        log_retrievals: Option<PathBuf>,
     },
     /// Ask a running server for online features.
     Query(QueryArgs),
+    /// Document indexes: sync, status, search, eval, promote, rollback, drop.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Bring an index up to date with its documents; only text never embedded before is embedded.
+    Sync {
+        name: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// The index's versions, sizes, tombstones and which version is live.
+    Status {
+        name: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Search the live version (or --version) for the chunks nearest to QUERY.
+    Search {
+        name: String,
+        query: String,
+        /// Chunks to return.
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// Search this index version instead of the live one.
+        #[arg(long = "index-version", id = "index_version", value_name = "VERSION")]
+        version: Option<String>,
+        /// Metadata filter `field=value` (repeatable; `doc_id=...` filters on the document id).
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// recall@k and MRR of every version on labelled queries (JSON lines: query, relevant).
+    Eval {
+        name: String,
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Make VERSION live (atomically; queries in flight finish on the old one).
+    Promote {
+        name: String,
+        #[arg(id = "index_version", value_name = "VERSION")]
+        version: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Make the previous live version live again.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Delete a version that is not live.
+    Drop {
+        name: String,
+        #[arg(id = "index_version", value_name = "VERSION")]
+        version: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +224,8 @@ pub enum Kind {
         alias = "feature_services"
     )]
     Services,
+    #[value(alias = "index", alias = "document-indexes", alias = "document_indexes")]
+    Indexes,
 }
 
 #[derive(Debug, Args)]
@@ -190,4 +265,12 @@ pub struct TrainingSetArgs {
     /// Print the physical plans instead of running them.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let file = root.join("asof/serving/v1/serving.proto");
-    println!("cargo:rerun-if-changed={}", file.display());
+    // Relative to the package: an absolute path would tie the build cache to one checkout.
+    println!("cargo:rerun-if-changed=../../proto/asof/serving/v1/serving.proto");
+    println!("cargo:rerun-if-changed=build.rs");
     let fds = protox::compile([&file], [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(

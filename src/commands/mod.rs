@@ -1,6 +1,7 @@
 //! Subcommands. Each module turns parsed arguments into library calls and prints the result.
 
 mod audit;
+mod index;
 mod init;
 mod online;
 mod registry;
@@ -75,8 +76,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::MaterializeIncremental { end, views, format } => {
             runtime()?.block_on(online::materialize(&ctx, None, &end, &views, format.output))
         }
-        Command::Serve { grpc, metrics } => runtime()?.block_on(online::serve(&ctx, grpc, metrics)),
+        Command::Serve {
+            grpc,
+            metrics,
+            log_retrievals,
+        } => runtime()?.block_on(online::serve(&ctx, grpc, metrics, log_retrievals)),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),
+        Command::Index { command } => index::run(&ctx, command),
     }
 }
 

@@ -13,6 +13,8 @@ use asof_server::proto::v1::get_online_features_request::Kind;
 use asof_server::proto::v1::{
     FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value,
 };
+use asof_retrieval::{IndexStore, LiveIndexes};
+use asof_server::retrieval_log::RetrievalLog;
 use asof_server::service::{Serving, serve as run_serve};
 
 use super::Ctx;
@@ -88,7 +90,12 @@ pub async fn materialize(
     Ok(())
 }
 
-pub async fn serve(ctx: &Ctx, grpc: SocketAddr, metrics: SocketAddr) -> Result<()> {
+pub async fn serve(
+    ctx: &Ctx,
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+    log_retrievals: Option<std::path::PathBuf>,
+) -> Result<()> {
     let config = ctx.config()?;
     let registry = ctx.registry()?;
     let store = asof_online::open(&config.online_store, &ctx.repo)
@@ -96,7 +103,31 @@ pub async fn serve(ctx: &Ctx, grpc: SocketAddr, metrics: SocketAddr) -> Result<(
         .context("opening the online store")?;
     let described = store.describe();
     let views = registry.feature_views.len();
-    let serving = Serving::new(registry, store);
+    let indexes = registry.document_indexes.len();
+    let mut serving = Serving::new(registry, store);
+    if indexes > 0 {
+        let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
+        serving = serving.with_indexes(live);
+    }
+    let log = log_retrievals
+        .map(|dir| RetrievalLog::new(&dir))
+        .transpose()?;
+    if let Some(log) = &log {
+        serving = serving.with_retrieval_log(log.clone());
+        eprintln!("logging retrievals to {}", log.dir().display());
+    }
+    let flusher = log.clone().map(|log| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                let log = log.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.flush()).await {
+                    tracing::error!(error = %e, "writing the retrieval log");
+                }
+            }
+        })
+    });
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -118,10 +149,20 @@ pub async fn serve(ctx: &Ctx, grpc: SocketAddr, metrics: SocketAddr) -> Result<(
     let metrics_task = tokio::spawn(serving.metrics().serve(metrics_listener));
     let served = run_serve(serving, grpc, shutdown, move |addr| {
         // Tests and scripts wait for this line.
-        println!("asof serving {views} feature views from {described} on grpc://{addr}");
+        println!(
+            "asof serving {views} feature views and {indexes} document indexes from {described} on grpc://{addr}"
+        );
     })
     .await;
     metrics_task.abort();
+    if let Some(f) = flusher {
+        f.abort();
+    }
+    if let Some(log) = log {
+        for file in log.flush()? {
+            eprintln!("wrote retrieval log {}", file.display());
+        }
+    }
     Ok(served?)
 }
 

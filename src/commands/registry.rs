@@ -121,6 +121,7 @@ fn records(reg: &Registry, kind: Kind) -> Vec<(String, serde_json::Value)> {
         Kind::Sources => to_json(&reg.sources),
         Kind::Views => to_json(&reg.feature_views),
         Kind::Services => to_json(&reg.feature_services),
+        Kind::Indexes => to_json(&reg.document_indexes),
     }
 }
 
@@ -130,6 +131,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Sources => "sources",
         Kind::Views => "feature_views",
         Kind::Services => "feature_services",
+        Kind::Indexes => "document_indexes",
     }
 }
 
@@ -159,6 +161,15 @@ fn summary(kind: Kind, reg: &Registry, name: &str) -> String {
             "features: {}",
             reg.feature_services[name].spec.features.join(", ")
         ),
+        Kind::Indexes => {
+            let d = &reg.document_indexes[name].spec;
+            format!(
+                "entity: {}, model: {}, source: {}",
+                d.entity,
+                d.embedding.model_id(),
+                d.source.path
+            )
+        }
     }
 }
 
@@ -166,7 +177,15 @@ pub fn ls(ctx: &Ctx, kind: Option<Kind>, format: OutputFormat) -> Result<()> {
     let reg = ctx.registry()?;
     let kinds = kind
         .map(|k| vec![k])
-        .unwrap_or_else(|| vec![Kind::Entities, Kind::Sources, Kind::Views, Kind::Services]);
+        .unwrap_or_else(|| {
+        vec![
+            Kind::Entities,
+            Kind::Sources,
+            Kind::Views,
+            Kind::Services,
+            Kind::Indexes,
+        ]
+    });
     if format == OutputFormat::Json {
         let mut out = serde_json::Map::new();
         for k in kinds {
@@ -196,7 +215,11 @@ pub fn describe(ctx: &Ctx, kind: Kind, name: &str, format: OutputFormat) -> Resu
             .unwrap_or_default();
         bail!(
             "no {} named `{name}` in the registry{hint}",
-            kind_name(kind).trim_end_matches('s')
+            match kind {
+                Kind::Indexes => "document_index",
+                Kind::Entities => "entity",
+                k => kind_name(k).trim_end_matches('s'),
+            }
         );
     };
     let mut value = value.clone();

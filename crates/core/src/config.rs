@@ -19,6 +19,29 @@ pub struct RepoConfig {
     pub offline_store: OfflineStoreConfig,
     #[serde(default)]
     pub online_store: OnlineStoreConfig,
+    #[serde(default)]
+    pub index_store: IndexStoreConfig,
+}
+
+/// Where document indexes (versions, graphs, the embedding cache) live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexStoreConfig {
+    /// A folder, relative to the repo folder.
+    #[serde(default = "default_index_path")]
+    pub path: String,
+}
+
+fn default_index_path() -> String {
+    "data/indexes".into()
+}
+
+impl Default for IndexStoreConfig {
+    fn default() -> Self {
+        IndexStoreConfig {
+            path: default_index_path(),
+        }
+    }
 }
 
 fn default_registry() -> String {
@@ -65,5 +88,9 @@ impl Default for OnlineStoreConfig {
 impl RepoConfig {
     pub fn registry_path(&self, repo_dir: &Path) -> PathBuf {
         repo_dir.join(&self.registry)
+    }
+
+    pub fn index_path(&self, repo_dir: &Path) -> PathBuf {
+        repo_dir.join(&self.index_store.path)
     }
 }

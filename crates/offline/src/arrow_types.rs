@@ -4,7 +4,12 @@
 use std::sync::Arc;
 
 use asof_core::DType;
+use asof_core::value::Value;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::common::ScalarValue;
+
+use crate::error::OfflineResult;
 
 /// The Arrow type a feature of this dtype has in training sets.
 pub fn arrow_type(d: &DType) -> DataType {
@@ -57,4 +62,35 @@ pub fn keys_compatible(entity: &DataType, source: &DataType) -> bool {
     (int(entity) && int(source))
         || (string(entity) && string(source))
         || (bytes(entity) && bytes(source))
+}
+
+/// The Arrow scalar for `v` as a feature of dtype `d` (a typed null for `Value::Null`). Values of
+/// another type become nulls: callers check types where values enter (pushes, stored rows).
+fn scalar(v: &Value, d: &DType) -> ScalarValue {
+    let typed_null = || ScalarValue::try_from(&arrow_type(d)).unwrap_or(ScalarValue::Null);
+    match (v, d) {
+        (Value::Bool(b), DType::Bool) => ScalarValue::Boolean(Some(*b)),
+        (Value::Int32(x), DType::Int32) => ScalarValue::Int32(Some(*x)),
+        (Value::Int64(x), DType::Int64) => ScalarValue::Int64(Some(*x)),
+        (Value::Float32(x), DType::Float32) => ScalarValue::Float32(Some(*x)),
+        (Value::Float64(x), DType::Float64) => ScalarValue::Float64(Some(*x)),
+        (Value::String(s), DType::String) => ScalarValue::Utf8(Some(s.clone())),
+        (Value::Bytes(b), DType::Bytes) => ScalarValue::Binary(Some(b.clone())),
+        (Value::Timestamp(t), DType::Timestamp) => {
+            ScalarValue::TimestampNanosecond(Some(*t), Some("UTC".into()))
+        }
+        (Value::List(items), DType::List(inner)) => {
+            let items: Vec<ScalarValue> = items.iter().map(|i| scalar(i, inner)).collect();
+            ScalarValue::List(ScalarValue::new_list(&items, &arrow_type(inner), true))
+        }
+        _ => typed_null(),
+    }
+}
+
+/// An Arrow column of dtype `d` holding `values` (for logs written from served values).
+pub fn values_to_array(d: &DType, values: &[Value]) -> OfflineResult<ArrayRef> {
+    if values.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(&arrow_type(d)));
+    }
+    Ok(ScalarValue::iter_to_array(values.iter().map(|v| scalar(v, d)))?)
 }

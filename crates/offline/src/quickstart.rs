@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -18,7 +18,7 @@ use crate::error::{OfflineError, OfflineResult};
 use crate::output::write_table;
 
 /// The repo files `init` writes, by path.
-pub const REPO_FILES: [(&str, &str); 4] = [
+pub const REPO_FILES: [(&str, &str); 5] = [
     (
         "feature_store.yaml",
         include_str!("../../../feature_repo/feature_store.yaml"),
@@ -35,10 +35,15 @@ pub const REPO_FILES: [(&str, &str); 4] = [
         "services.yaml",
         include_str!("../../../feature_repo/services.yaml"),
     ),
+    (
+        "documents.yaml",
+        include_str!("../../../feature_repo/documents.yaml"),
+    ),
 ];
 
 pub const DRIVERS: i64 = 50;
 pub const CUSTOMERS: i64 = 30;
+pub const DOCUMENTS: usize = 120;
 const DAYS: i64 = 30;
 const ENTITY_ROWS: usize = 1000;
 const HOUR_US: i64 = 3_600_000_000;
@@ -209,5 +214,118 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
     )?;
     write_table(&data.join("entities.parquet"), &[batch])?;
     files.push(("data/entities.parquet".to_string(), ENTITY_ROWS));
+    files.extend(generate_documents(&data, start, now_hour, &mut rng)?);
     Ok(GeneratedData { files, now_us })
+}
+
+const TOPICS: [(&str, &[&str]); 6] = [
+    ("payments", &["payment", "card", "refund", "invoice", "charge", "receipt", "billing", "wallet"]),
+    ("account", &["account", "password", "login", "email", "verification", "profile", "locked", "reset"]),
+    ("trips", &["trip", "driver", "pickup", "route", "cancel", "fare", "rating", "destination"]),
+    ("safety", &["safety", "emergency", "report", "incident", "insurance", "support", "share", "contact"]),
+    ("app", &["app", "update", "crash", "notification", "location", "gps", "battery", "settings"]),
+    ("business", &["business", "team", "expense", "policy", "admin", "report", "travel", "budget"]),
+];
+const FILLER: [&str; 16] = [
+    "the", "to", "your", "you", "can", "if", "in", "and", "a", "of", "for", "is", "when", "then",
+    "open", "tap",
+];
+
+/// Help-center articles (JSON lines), their daily stats (Parquet), and labelled queries for
+/// `asof index eval`: each query uses words of one article and names it as the relevant one.
+fn generate_documents(
+    data: &Path,
+    start: i64,
+    now_hour: i64,
+    rng: &mut StdRng,
+) -> OfflineResult<Vec<(String, usize)>> {
+    let io = |path: &Path, e: std::io::Error| OfflineError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let docs_dir = data.join("docs");
+    std::fs::create_dir_all(&docs_dir).map_err(|e| io(&docs_dir, e))?;
+    let mut lines = Vec::with_capacity(DOCUMENTS);
+    let mut queries = Vec::new();
+    for i in 0..DOCUMENTS {
+        let (topic, words) = TOPICS[i % TOPICS.len()];
+        let doc_id = format!("{topic}-{i:03}");
+        let key = [words[rng.random_range(0..words.len())], words[rng.random_range(0..words.len())]];
+        let title = format!("How to handle {} {} issues (article {i})", key[0], key[1]);
+        let mut body = vec![title.clone()];
+        for _ in 0..rng.random_range(80..260) {
+            body.push(if rng.random_bool(0.45) {
+                words[rng.random_range(0..words.len())].to_string()
+            } else if rng.random_bool(0.08) {
+                format!("{topic}{i}")
+            } else {
+                FILLER[rng.random_range(0..FILLER.len())].to_string()
+            });
+        }
+        let updated = start + rng.random_range(0..(now_hour - start).max(1));
+        lines.push(
+            serde_json::json!({
+                "doc_id": doc_id,
+                "text": body.join(" "),
+                "updated_at": asof_core::time::format_nanos(updated * 1000),
+                "title": title,
+                "topic": topic,
+            })
+            .to_string(),
+        );
+        if i % 4 == 0 {
+            queries.push(
+                serde_json::json!({
+                    "query": format!("{} {} {topic}{i}", key[0], key[1]),
+                    "relevant": [doc_id],
+                })
+                .to_string(),
+            );
+        }
+    }
+    let path = docs_dir.join("help_articles.jsonl");
+    asof_core::atomic::write_atomic(&path, |w| w.write_all((lines.join("\n") + "\n").as_bytes()))?;
+    let qpath = data.join("queries.jsonl");
+    asof_core::atomic::write_atomic(&qpath, |w| w.write_all((queries.join("\n") + "\n").as_bytes()))?;
+
+    // Daily stats per document; popularity drifts, clicks are a rolling count.
+    let (mut id, mut ts, mut created, mut pop, mut clicks) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..DOCUMENTS {
+        let (topic, _) = TOPICS[i % TOPICS.len()];
+        let mut p: f64 = rng.random_range(0.0..1.0);
+        let mut t = start + rng.random_range(0..24) * HOUR_US;
+        while t <= now_hour {
+            p = (p + rng.random_range(-0.05..0.05)).clamp(0.0, 1.0);
+            id.push(format!("{topic}-{i:03}"));
+            ts.push(t);
+            created.push(t + rng.random_range(0..1800) * 1_000_000);
+            pop.push(Some(p));
+            clicks.push(Some(rng.random_range(0i64..5000)));
+            t += 24 * HOUR_US;
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("doc_id", DataType::Utf8, false),
+        ts_field("event_timestamp", false),
+        ts_field("created", false),
+        Field::new("popularity", DataType::Float64, true),
+        Field::new("clicks_7d", DataType::Int64, true),
+    ]));
+    let n = id.len();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(id)),
+            ts_array(ts),
+            ts_array(created),
+            Arc::new(Float64Array::from(pop)),
+            Arc::new(Int64Array::from(clicks)),
+        ],
+    )?;
+    write_table(&data.join("document_stats.parquet"), &[batch])?;
+    Ok(vec![
+        ("data/docs/help_articles.jsonl".to_string(), DOCUMENTS),
+        ("data/document_stats.parquet".to_string(), n),
+        ("data/queries.jsonl".to_string(), queries.len()),
+    ])
 }

@@ -10,6 +10,8 @@ pub enum ServerError {
     Offline(#[from] asof_offline::OfflineError),
     #[error(transparent)]
     Online(#[from] OnlineError),
+    #[error(transparent)]
+    Retrieval(#[from] asof_retrieval::RetrievalError),
     /// A request that cannot be served as asked.
     #[error("{0}")]
     InvalidArgument(String),
@@ -27,6 +29,19 @@ impl From<ServerError> for tonic::Status {
             }
             ServerError::Online(OnlineError::Unavailable { .. }) => {
                 tonic::Status::unavailable(e.to_string())
+            }
+            ServerError::Retrieval(r) => {
+                use asof_retrieval::RetrievalError as R;
+                match r {
+                    R::ModelMismatch { .. }
+                    | R::Query(_)
+                    | R::UnknownVersion { .. }
+                    | R::UnknownIndex(..) => tonic::Status::invalid_argument(e.to_string()),
+                    R::NotSynced(_) => tonic::Status::failed_precondition(e.to_string()),
+                    // A remote embedder that failed after its retries: try again later.
+                    R::Embedder { .. } => tonic::Status::unavailable(e.to_string()),
+                    _ => tonic::Status::internal(e.to_string()),
+                }
             }
             _ => tonic::Status::internal(e.to_string()),
         }

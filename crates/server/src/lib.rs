@@ -1,4 +1,5 @@
-//! asof's server side: materialization (offline store -> online store) and the gRPC feature server.
+//! asof's server side: materialization (offline store -> online store) and the gRPC feature server,
+//! including document search and the reranker-feature path.
 //! This crate composes the offline and online crates; the semantics it relies on (PIT rule, key
 //! encoding, feature naming) all live in `asof_core`.
 
@@ -7,6 +8,8 @@ pub mod error;
 pub mod materialize;
 pub mod metrics;
 pub mod proto;
+pub mod retrieval;
+pub mod retrieval_log;
 pub mod service;
 
 pub use error::{ServerError, ServerResult};

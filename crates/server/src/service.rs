@@ -12,17 +12,20 @@ use asof_core::pit::{self, Freshness};
 use asof_core::value::{StoredRow, Value};
 use asof_core::{Catalog, FeatureRequest, Registry, time};
 use asof_online::OnlineStore;
+use asof_retrieval::LiveIndexes;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{from_proto, nanos, timestamp, to_proto};
 use crate::error::{ServerError, ServerResult};
 use crate::metrics::Metrics;
+use crate::retrieval_log::RetrievalLog;
 use crate::proto::v1::feature_serving_server::{FeatureServing, FeatureServingServer};
 use crate::proto::v1::get_online_features_request::Kind as RequestKind;
 use crate::proto::v1::{
     FeatureSpec, FeatureVector, FeatureViewInfo, FieldStatus, GetOnlineFeaturesRequest,
     GetOnlineFeaturesResponse, GetOnlineFeaturesResponseMetadata, ListFeatureViewsRequest,
-    ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse,
+    ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse, RetrieveAndRankRequest,
+    RetrieveAndRankResponse, SearchDocumentsRequest, SearchDocumentsResponse,
 };
 
 /// A request's entity rows: the row count, the join keys in response order, and each key's values
@@ -39,6 +42,8 @@ pub struct Serving {
     catalog: Arc<Catalog>,
     store: Arc<dyn OnlineStore>,
     metrics: Metrics,
+    indexes: Option<Arc<LiveIndexes>>,
+    retrieval_log: Option<RetrievalLog>,
 }
 
 impl Serving {
@@ -49,7 +54,33 @@ impl Serving {
             registry: Arc::new(registry),
             store,
             metrics,
+            indexes: None,
+            retrieval_log: None,
         }
+    }
+
+    /// Serves the document indexes of `indexes` (`SearchDocuments`, `RetrieveAndRank`).
+    pub fn with_indexes(mut self, indexes: LiveIndexes) -> Self {
+        self.indexes = Some(Arc::new(indexes));
+        self
+    }
+
+    /// Logs every `RetrieveAndRank` answer to `log`.
+    pub fn with_retrieval_log(mut self, log: RetrievalLog) -> Self {
+        self.retrieval_log = Some(log);
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn live_indexes(&self) -> Option<&Arc<LiveIndexes>> {
+        self.indexes.as_ref()
+    }
+
+    pub fn retrieval_log(&self) -> Option<&RetrievalLog> {
+        self.retrieval_log.as_ref()
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -442,6 +473,28 @@ impl FeatureServing for Serving {
         self.observed("ListFeatureViews", async {
             Ok(Serving::list_feature_views(self))
         })
+        .await
+    }
+
+    async fn search_documents(
+        &self,
+        request: Request<SearchDocumentsRequest>,
+    ) -> Result<Response<SearchDocumentsResponse>, Status> {
+        self.observed(
+            "SearchDocuments",
+            Serving::search_documents(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn retrieve_and_rank(
+        &self,
+        request: Request<RetrieveAndRankRequest>,
+    ) -> Result<Response<RetrieveAndRankResponse>, Status> {
+        self.observed(
+            "RetrieveAndRank",
+            Serving::retrieve_and_rank(self, request.into_inner()),
+        )
         .await
     }
 }

@@ -5,5 +5,6 @@
 
 mod consistency;
 mod redis_server;
+mod retrieval;
 mod robustness;
 mod setup;

@@ -95,8 +95,12 @@ pub async fn start_server(
     registry: Registry,
     store: Arc<dyn asof_online::OnlineStore>,
 ) -> FeatureServingClient<Channel> {
+    start_serving(Serving::new(registry, store)).await
+}
+
+/// Serves `serving` on a free loopback port; returns a connected client.
+pub async fn start_serving(serving: Serving) -> FeatureServingClient<Channel> {
     let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
-    let serving = Serving::new(registry, store);
     tokio::spawn(async move {
         serve(
             serving,

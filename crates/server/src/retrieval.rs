@@ -1,0 +1,280 @@
+//! `SearchDocuments` and `RetrieveAndRank`: vector search over the live index version, and the
+//! reranker-feature path that joins hits with document features through `GetOnlineFeatures`'
+//! own code, so serving and training read features by one definition.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use asof_core::error::did_you_mean;
+use asof_core::spec::DocumentIndex;
+use asof_core::{FeatureRequest, time};
+use asof_retrieval::{Hit, LiveIndexes, LoadedVersion, Query, RetrievalError};
+
+use crate::convert::{from_proto, timestamp};
+use crate::error::{ServerError, ServerResult};
+use crate::proto::v1::get_online_features_request::Kind as FeaturesKind;
+use crate::proto::v1::{
+    DocumentHit, FeatureList, GetOnlineFeaturesRequest, QueryVector, RepeatedValue,
+    RetrieveAndRankRequest, RetrieveAndRankResponse, SearchDocumentsRequest,
+    SearchDocumentsResponse, retrieve_and_rank_request, search_documents_request,
+};
+use crate::retrieval_log::{LoggedHit, LoggedRequest};
+use crate::service::Serving;
+
+/// Chunks returned when a request leaves `k` at 0.
+pub const DEFAULT_K: usize = 10;
+/// Largest `k` a request may ask for.
+pub const MAX_K: usize = 1_000;
+
+/// A query as received, before it is embedded.
+enum OwnedQuery {
+    Text(String),
+    Vector(QueryVector),
+}
+
+impl OwnedQuery {
+    fn as_query(&self) -> Query<'_> {
+        match self {
+            OwnedQuery::Text(t) => Query::Text(t),
+            OwnedQuery::Vector(v) => Query::Vector {
+                values: &v.values,
+                model: &v.model,
+            },
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            OwnedQuery::Text(t) => t.clone(),
+            OwnedQuery::Vector(_) => String::new(),
+        }
+    }
+}
+
+fn k_of(k: u32) -> ServerResult<usize> {
+    match k as usize {
+        0 => Ok(DEFAULT_K),
+        k if k > MAX_K => Err(ServerError::InvalidArgument(format!(
+            "k = {k} is more than {MAX_K}"
+        ))),
+        k => Ok(k),
+    }
+}
+
+fn hit_to_proto(h: Hit) -> DocumentHit {
+    DocumentHit {
+        doc_id: h.doc_id,
+        chunk_id: h.chunk_id,
+        score: h.score,
+        text: h.text,
+        metadata: h
+            .metadata
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, s)
+            })
+            .collect(),
+        doc_version: h.doc_version,
+        indexed_at: Some(timestamp(time::to_nanos(h.indexed_at))),
+    }
+}
+
+impl Serving {
+    fn index_spec(&self, name: &str) -> ServerResult<&DocumentIndex> {
+        self.catalog().document_indexes.get(name).ok_or_else(|| {
+            let hint = did_you_mean(
+                name,
+                self.catalog().document_indexes.keys().map(String::as_str),
+            )
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+            ServerError::InvalidArgument(if name.is_empty() {
+                "name the document `index` to search".to_string()
+            } else {
+                format!("unknown document index `{name}`{hint}")
+            })
+        })
+    }
+
+    fn indexes(&self) -> ServerResult<&Arc<LiveIndexes>> {
+        self.live_indexes().ok_or_else(|| {
+            ServerError::InvalidArgument("this server was started without document indexes".into())
+        })
+    }
+
+    /// Embeds and searches on a blocking thread: embedding may be an HTTP call, and loading a
+    /// new generation reads files.
+    async fn search(
+        &self,
+        index: &str,
+        version: &str,
+        query: OwnedQuery,
+        k: usize,
+        filters: BTreeMap<String, String>,
+    ) -> ServerResult<(Arc<LoadedVersion>, Vec<Hit>)> {
+        let indexes = Arc::clone(self.indexes()?);
+        let index = index.to_string();
+        let version = (!version.is_empty()).then(|| version.to_string());
+        tokio::task::spawn_blocking(move || {
+            let v = indexes.get(&index, version.as_deref())?;
+            let hits = v.search(query.as_query(), k, &filters, asof_retrieval::search::DEFAULT_EF)?;
+            Ok::<_, RetrievalError>((v, hits))
+        })
+        .await
+        .map_err(|e| ServerError::Transport(e.to_string()))?
+        .map_err(ServerError::from)
+    }
+
+    pub async fn search_documents(
+        &self,
+        req: SearchDocumentsRequest,
+    ) -> ServerResult<SearchDocumentsResponse> {
+        self.index_spec(&req.index)?;
+        let query = match req.query {
+            Some(search_documents_request::Query::Text(t)) => OwnedQuery::Text(t),
+            Some(search_documents_request::Query::Vector(v)) => OwnedQuery::Vector(v),
+            None => return Err(ServerError::InvalidArgument("give query `text` or a `vector`".into())),
+        };
+        let filters = req.filters.into_iter().collect();
+        let (v, hits) = self
+            .search(&req.index, &req.version, query, k_of(req.k)?, filters)
+            .await?;
+        Ok(SearchDocumentsResponse {
+            hits: hits.into_iter().map(hit_to_proto).collect(),
+            index: req.index,
+            version: v.meta.id.clone(),
+            model: v.meta.model_id.clone(),
+        })
+    }
+
+    pub async fn retrieve_and_rank(
+        &self,
+        req: RetrieveAndRankRequest,
+    ) -> ServerResult<RetrieveAndRankResponse> {
+        let spec = self.index_spec(&req.index)?.clone();
+        let refs = if req.features.is_empty() {
+            spec.reranker_features.clone()
+        } else {
+            req.features.clone()
+        };
+        if refs.is_empty() {
+            return Err(ServerError::InvalidArgument(format!(
+                "index `{}` declares no reranker_features; name `features` in the request",
+                spec.name
+            )));
+        }
+        // Check the features before searching: a bad request costs no embedding.
+        let resolved = FeatureRequest::resolve(self.catalog(), &refs, req.full_feature_names)?;
+        let join_key = self
+            .catalog()
+            .entities
+            .get(&spec.entity)
+            .and_then(|e| e.join_keys.first().cloned())
+            .ok_or_else(|| ServerError::Transport(format!("entity `{}` is not registered", spec.entity)))?;
+        if let Some(v) = resolved.views.iter().find(|v| v.join_keys != [join_key.clone()]) {
+            return Err(ServerError::InvalidArgument(format!(
+                "feature view `{}` is keyed by [{}], not by the documents' `{join_key}`",
+                v.view.name,
+                v.join_keys.join(", ")
+            )));
+        }
+        let query = match req.query {
+            Some(retrieve_and_rank_request::Query::Text(t)) => OwnedQuery::Text(t),
+            Some(retrieve_and_rank_request::Query::Vector(v)) => OwnedQuery::Vector(v),
+            None => return Err(ServerError::InvalidArgument("give query `text` or a `vector`".into())),
+        };
+        let query_text = query.text();
+        let as_of = req
+            .as_of
+            .unwrap_or_else(|| timestamp(time::to_nanos(chrono::Utc::now())));
+        let (v, hits) = self
+            .search(&req.index, "", query, k_of(req.k)?, req.filters.into_iter().collect())
+            .await?;
+
+        // One entity row per hit, looked up by the same code as GetOnlineFeatures.
+        let doc_ids: Vec<crate::proto::v1::Value> = hits
+            .iter()
+            .map(|h| crate::convert::to_proto(&asof_core::value::Value::String(h.doc_id.clone())))
+            .collect();
+        let features = self
+            .get_online_features(GetOnlineFeaturesRequest {
+                kind: Some(FeaturesKind::Features(FeatureList { features: refs })),
+                entities: [(join_key.clone(), RepeatedValue { values: doc_ids })].into(),
+                full_feature_names: req.full_feature_names,
+                as_of: Some(as_of),
+            })
+            .await?;
+        let request_id = if req.request_id.is_empty() {
+            new_request_id()
+        } else {
+            req.request_id
+        };
+        if let Some(log) = self.retrieval_log() {
+            let names: Vec<(String, asof_core::DType)> = resolved
+                .columns
+                .iter()
+                .map(|(vi, f, _)| {
+                    let view = &resolved.views[*vi].view;
+                    let dtype = view.feature(f).map(|x| x.dtype.clone()).unwrap_or(asof_core::DType::String);
+                    (served_column_name(&view.name, f), dtype)
+                })
+                .collect();
+            let logged_hits = hits
+                .iter()
+                .enumerate()
+                .map(|(row, h)| LoggedHit {
+                    doc_id: h.doc_id.clone(),
+                    chunk_id: h.chunk_id.clone(),
+                    rank: row as i32 + 1,
+                    score: h.score,
+                    // Feature columns follow the single join key column.
+                    features: features.results[1..]
+                        .iter()
+                        .map(|fv| fv.values.get(row).map(from_proto).unwrap_or(asof_core::value::Value::Null))
+                        .collect(),
+                })
+                .collect();
+            log.record(LoggedRequest {
+                request_id: request_id.clone(),
+                as_of: crate::convert::nanos(&as_of),
+                index: spec.name.clone(),
+                version: v.meta.id.clone(),
+                model: v.meta.model_id.clone(),
+                query: query_text,
+                join_key,
+                features: names,
+                hits: logged_hits,
+            })?;
+        }
+        Ok(RetrieveAndRankResponse {
+            request_id,
+            index: spec.name,
+            version: v.meta.id.clone(),
+            model: v.meta.model_id.clone(),
+            hits: hits.into_iter().map(hit_to_proto).collect(),
+            features: Some(features),
+        })
+    }
+}
+
+/// A request id unique enough to join logs on: time, process and a counter.
+fn new_request_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{:x}-{:x}-{n:x}",
+        chrono::Utc::now().timestamp_micros(),
+        std::process::id()
+    )
+}
+
+/// The retrieval log's column for a served feature: `served__view__feature`. Distinct from the
+/// names `asof training-set` gives (`view__feature`), so rebuilding the features offline from the
+/// log puts served and recomputed values side by side: a skew check is a column comparison.
+pub fn served_column_name(view: &str, feature: &str) -> String {
+    format!("served__{}", asof_core::refs::feature_column_name(view, feature, true))
+}

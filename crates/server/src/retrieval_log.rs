@@ -1,0 +1,167 @@
+//! The retrieval log: every `RetrieveAndRank` answer as rows (one per hit) with the feature values
+//! served, in Parquet. Each row has the document join key and `event_timestamp` (the request's
+//! as-of time), so the file is directly an entity table for `asof training-set`: rebuilding the
+//! same features offline for the logged rows is a reranker's training set and a skew check.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use asof_core::DType;
+use asof_core::value::Value;
+use asof_offline::arrow_types::{arrow_type, values_to_array};
+use asof_offline::output::write_table;
+use datafusion::arrow::array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::TimestampNanosecondArray;
+use datafusion::arrow::datatypes::{Field, Schema};
+
+use crate::error::{ServerError, ServerResult};
+
+/// Rows kept in memory before a file is written.
+const FLUSH_ROWS: usize = 10_000;
+
+/// One logged hit.
+#[derive(Debug, Clone)]
+pub struct LoggedHit {
+    pub doc_id: String,
+    pub chunk_id: String,
+    pub rank: i32,
+    pub score: f32,
+    /// In the order of the batch's feature columns.
+    pub features: Vec<Value>,
+}
+
+/// One request's rows.
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub request_id: String,
+    pub as_of: i64,
+    pub index: String,
+    pub version: String,
+    pub model: String,
+    pub query: String,
+    /// The document entity's join key: the column the doc ids go in.
+    pub join_key: String,
+    /// Output feature names and dtypes, in response order.
+    pub features: Vec<(String, DType)>,
+    pub hits: Vec<LoggedHit>,
+}
+
+/// Requests with the same columns are written to the same files.
+type Shape = (String, String, Vec<(String, DType)>);
+
+#[derive(Debug, Default)]
+struct Buffer {
+    requests: HashMap<Shape, Vec<LoggedRequest>>,
+    rows: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetrievalLog {
+    dir: PathBuf,
+    buffer: Arc<Mutex<Buffer>>,
+    seq: Arc<AtomicU64>,
+}
+
+impl RetrievalLog {
+    pub fn new(dir: &Path) -> ServerResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ServerError::Transport(format!("cannot create log folder {}: {e}", dir.display()))
+        })?;
+        Ok(RetrievalLog {
+            dir: dir.to_path_buf(),
+            buffer: Arc::default(),
+            seq: Arc::default(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds a request; writes files once enough rows are buffered.
+    pub fn record(&self, req: LoggedRequest) -> ServerResult<()> {
+        let full = {
+            let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+            b.rows += req.hits.len();
+            let shape = (req.index.clone(), req.join_key.clone(), req.features.clone());
+            b.requests.entry(shape).or_default().push(req);
+            b.rows >= FLUSH_ROWS
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything buffered, one Parquet file per index and column set. Returns the files.
+    pub fn flush(&self) -> ServerResult<Vec<PathBuf>> {
+        let taken = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut files = Vec::new();
+        for ((index, join_key, features), requests) in taken.requests {
+            let rows: usize = requests.iter().map(|r| r.hits.len()).sum();
+            if rows == 0 {
+                continue;
+            }
+            let batch = to_batch(&join_key, &features, &requests)?;
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+            let path = self
+                .dir
+                .join(format!("retrievals-{index}-{stamp}-{}-{seq}.parquet", std::process::id()));
+            write_table(&path, &[batch])?;
+            tracing::info!(path = %path.display(), rows, "wrote retrieval log");
+            files.push(path);
+        }
+        Ok(files)
+    }
+}
+
+fn to_batch(
+    join_key: &str,
+    features: &[(String, DType)],
+    requests: &[LoggedRequest],
+) -> ServerResult<RecordBatch> {
+    let hits = || requests.iter().flat_map(|r| r.hits.iter().map(move |h| (r, h)));
+    let strings = |f: &dyn Fn(&LoggedRequest, &LoggedHit) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(hits().map(|(r, h)| f(r, h)).collect::<Vec<_>>()))
+    };
+    let mut fields = vec![
+        Field::new("request_id", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new("event_timestamp", arrow_type(&DType::Timestamp), false),
+        Field::new(join_key, datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new("rank", datafusion::arrow::datatypes::DataType::Int32, false),
+        Field::new("score", datafusion::arrow::datatypes::DataType::Float32, false),
+        Field::new("chunk_id", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new("index", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new("version", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new("model", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new("query", datafusion::arrow::datatypes::DataType::Utf8, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        strings(&|r, _| r.request_id.clone()),
+        Arc::new(
+            TimestampNanosecondArray::from(hits().map(|(r, _)| r.as_of).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
+        strings(&|_, h| h.doc_id.clone()),
+        Arc::new(Int32Array::from(hits().map(|(_, h)| h.rank).collect::<Vec<_>>())),
+        Arc::new(Float32Array::from(hits().map(|(_, h)| h.score).collect::<Vec<_>>())),
+        strings(&|_, h| h.chunk_id.clone()),
+        strings(&|r, _| r.index.clone()),
+        strings(&|r, _| r.version.clone()),
+        strings(&|r, _| r.model.clone()),
+        strings(&|r, _| r.query.clone()),
+    ];
+    for (i, (name, dtype)) in features.iter().enumerate() {
+        let values: Vec<Value> = hits()
+            .map(|(_, h)| h.features.get(i).cloned().unwrap_or(Value::Null))
+            .collect();
+        fields.push(Field::new(name, arrow_type(dtype), true));
+        columns.push(values_to_array(dtype, &values)?);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| ServerError::Transport(format!("building the retrieval log: {e}")))
+}

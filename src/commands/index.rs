@@ -1,0 +1,248 @@
+//! `asof index ...`: document indexes from the command line.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use asof_core::spec::DocumentIndex;
+use asof_retrieval::eval::{evaluate, read_queries};
+use asof_retrieval::layout::Manifest;
+use asof_retrieval::search::DEFAULT_EF;
+use asof_retrieval::{IndexStore, LiveIndexes, Query, VersionSync};
+
+use super::Ctx;
+use crate::cli::{IndexCommand, OutputFormat};
+use crate::progress::{rate, spinner, thousands};
+
+fn store(ctx: &Ctx) -> Result<IndexStore> {
+    Ok(IndexStore::new(ctx.config()?.index_path(&ctx.repo)))
+}
+
+/// The index's applied definition: sync works from the registry, like every other command.
+fn spec(ctx: &Ctx, name: &str) -> Result<DocumentIndex> {
+    let reg = ctx.registry()?;
+    match reg.document_indexes.get(name) {
+        Some(r) => Ok(r.spec.clone()),
+        None => {
+            let hint = asof_core::error::did_you_mean(
+                name,
+                reg.document_indexes.keys().map(String::as_str),
+            )
+            .map(|h| format!("; {h}"))
+            .unwrap_or_else(|| {
+                " (declare it under `document_indexes:` in a repo file and run `asof apply`)".into()
+            });
+            bail!("no document index named `{name}` in the registry{hint}")
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
+    match command {
+        IndexCommand::Sync { name, format } => sync(ctx, &name, format.output),
+        IndexCommand::Status { name, format } => {
+            let m = store(ctx)?.manifest(&spec(ctx, &name)?.name)?;
+            status(&m, format.output)
+        }
+        IndexCommand::Search {
+            name,
+            query,
+            k,
+            version,
+            filters,
+            format,
+        } => search(ctx, &name, &query, k, version.as_deref(), &filters, format.output),
+        IndexCommand::Eval {
+            name,
+            queries,
+            k,
+            format,
+        } => {
+            let spec = spec(ctx, &name)?;
+            let queries = read_queries(&queries)?;
+            let evals = evaluate(&store(ctx)?, &spec.name, &queries, k)?;
+            if format.output == OutputFormat::Json {
+                return print_json(&evals);
+            }
+            println!("{:<8} {:<36} {:>5} {:>10} {:>7}", "version", "model", "live", format!("recall@{k}"), "MRR");
+            for e in &evals {
+                println!(
+                    "{:<8} {:<36} {:>5} {:>10.3} {:>7.3}",
+                    e.version,
+                    e.model_id,
+                    if e.live { "yes" } else { "" },
+                    e.recall_at_k,
+                    e.mrr
+                );
+            }
+            println!("{} labelled queries", queries.len());
+            Ok(())
+        }
+        IndexCommand::Promote {
+            name,
+            version,
+            format,
+        } => {
+            let m = store(ctx)?.promote(&spec(ctx, &name)?.name, &version)?;
+            if format.output == OutputFormat::Text {
+                println!("{name}: `{version}` is live (rollback returns to `{}`)", m.previous.as_deref().unwrap_or("-"));
+                return Ok(());
+            }
+            status(&m, format.output)
+        }
+        IndexCommand::Rollback { name, format } => {
+            let m = store(ctx)?.rollback(&spec(ctx, &name)?.name)?;
+            if format.output == OutputFormat::Text {
+                println!("{name}: `{}` is live again", m.live.as_deref().unwrap_or("-"));
+                return Ok(());
+            }
+            status(&m, format.output)
+        }
+        IndexCommand::Drop {
+            name,
+            version,
+            format,
+        } => {
+            let m = store(ctx)?.drop_version(&spec(ctx, &name)?.name, &version)?;
+            if format.output == OutputFormat::Text {
+                println!("{name}: dropped `{version}`");
+                return Ok(());
+            }
+            status(&m, format.output)
+        }
+    }
+}
+
+fn sync(ctx: &Ctx, name: &str, format: OutputFormat) -> Result<()> {
+    let spec = spec(ctx, name)?;
+    let store = store(ctx)?;
+    let started = Instant::now();
+    let pb = spinner(
+        &format!("syncing {name} from {}", spec.source.path),
+        ctx.quiet || format == OutputFormat::Json,
+    );
+    let report = store.sync(&ctx.repo, &spec);
+    pb.finish_and_clear();
+    let report = report?;
+    if format == OutputFormat::Json {
+        return print_json(&report);
+    }
+    if ctx.quiet {
+        return Ok(());
+    }
+    for v in &report.versions {
+        print_version_sync(name, v);
+    }
+    let chunks: usize = report.versions.iter().map(|v| v.chunks).sum();
+    println!("{}", rate(chunks, "chunks", started));
+    if let Some(newer) = report.versions.iter().find(|v| !v.live) {
+        println!(
+            "`{}` ({}) is built beside the live `{}`: compare with `asof index eval {name} --queries Q.jsonl`, then `asof index promote {name} {}`",
+            newer.version,
+            newer.model_id,
+            report.live.as_deref().unwrap_or("-"),
+            newer.version
+        );
+    }
+    Ok(())
+}
+
+fn print_version_sync(name: &str, v: &VersionSync) {
+    println!(
+        "{name} {}{} [{}]: {} documents, {} chunks; {} cache hits, {} embedded in {} embedder calls; \
+         {} added, {} changed, {} deleted, {} refreshed, {} unchanged; {} tombstones{}",
+        v.version,
+        if v.live { " (live)" } else { "" },
+        v.model_id,
+        thousands(v.documents as u64),
+        thousands(v.chunks as u64),
+        thousands(v.cache_hits as u64),
+        thousands(v.embedded as u64),
+        v.embedder_calls,
+        v.added,
+        v.changed,
+        v.deleted,
+        v.refreshed,
+        v.unchanged,
+        v.tombstones,
+        if v.rebuilt { "; graph rebuilt" } else { "" },
+    );
+}
+
+fn status(m: &Manifest, format: OutputFormat) -> Result<()> {
+    if format == OutputFormat::Json {
+        return print_json(m);
+    }
+    println!(
+        "{}: live {}, rollback to {}",
+        m.index,
+        m.live.as_deref().unwrap_or("-"),
+        m.previous.as_deref().unwrap_or("-")
+    );
+    for v in m.versions.values() {
+        println!(
+            "  {:<5} {:<5} {:<36} chunker {} ({} tokens, overlap {}), {:?}: {} documents, {} chunks, {} tombstones; built {}, synced {}",
+            v.id,
+            if m.live.as_deref() == Some(v.id.as_str()) { "live" } else { "" },
+            v.model_id,
+            v.chunking.version,
+            v.chunking.max_tokens,
+            v.chunking.overlap,
+            v.metric,
+            thousands(v.documents as u64),
+            thousands(v.points as u64),
+            v.tombstones(),
+            v.built_at.to_rfc3339(),
+            v.synced_at.to_rfc3339(),
+        );
+    }
+    Ok(())
+}
+
+fn search(
+    ctx: &Ctx,
+    name: &str,
+    query: &str,
+    k: usize,
+    version: Option<&str>,
+    filters: &[String],
+    format: OutputFormat,
+) -> Result<()> {
+    let spec = spec(ctx, name)?;
+    let mut parsed = BTreeMap::new();
+    for f in filters {
+        let Some((field, value)) = f.split_once('=') else {
+            bail!("bad --filter `{f}`: write `field=value`, e.g. `--filter lang=en`");
+        };
+        parsed.insert(field.trim().to_string(), value.trim().to_string());
+    }
+    let live = LiveIndexes::new(store(ctx)?);
+    let v = live.get(&spec.name, version)?;
+    let hits = v.search(Query::Text(query), k, &parsed, DEFAULT_EF)?;
+    if format == OutputFormat::Json {
+        return print_json(&serde_json::json!({
+            "index": spec.name,
+            "version": v.meta.id,
+            "model": v.meta.model_id,
+            "hits": hits,
+        }));
+    }
+    println!(
+        "{} {} [{}]: {} hits",
+        spec.name,
+        v.meta.id,
+        v.meta.model_id,
+        hits.len()
+    );
+    for (i, h) in hits.iter().enumerate() {
+        let text: String = h.text.chars().take(100).collect();
+        let more = if h.text.chars().count() > 100 { "..." } else { "" };
+        println!("{:>3}. {:.4}  {:<24} {text}{more}", i + 1, h.score, h.chunk_id);
+    }
+    Ok(())
+}
