@@ -174,3 +174,30 @@ fn a_missing_column_suggests_field_mapping() {
         "{err}"
     );
 }
+
+#[test]
+fn document_index_errors_name_the_line_and_suggest() {
+    let r = TestRepo::init();
+    r.edit(
+        "documents.yaml",
+        "\"document_stats:clicks_7d\"",
+        "\"document_stats:click_7d\"",
+    );
+    r.edit("documents.yaml", "overlap: 20", "overlap: 200");
+    r.edit("documents.yaml", "entity: document ", "entity: documents ");
+    let err = apply_fails(&r);
+    let line = r.line_of("documents.yaml", "click_7d");
+    assert!(
+        err.contains(&format!("documents.yaml:{line}:"))
+            && err.contains("view `document_stats` has no feature `click_7d`; did you mean `clicks_7d`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("chunking.overlap (200) must be smaller than max_tokens (120)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("names unknown entity `documents`; did you mean `document`?"),
+        "{err}"
+    );
+}

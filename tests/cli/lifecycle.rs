@@ -20,7 +20,7 @@ fn repo_lifecycle_shows_every_change() {
 
     let apply = stdout_of(&mut r.run(&["apply"]));
     assert!(
-        apply.contains("7 to create, 0 to update, 0 to delete"),
+        apply.contains("11 to create, 0 to update, 0 to delete"),
         "{apply}"
     );
     let mat = stdout_of(&mut r.run(&["materialize", "2000-01-01", "now"]));
@@ -28,7 +28,7 @@ fn repo_lifecycle_shows_every_change() {
     let first = std::fs::read_to_string(&registry).unwrap();
 
     let plan = stdout_of(&mut r.run(&["plan"]));
-    assert!(plan.contains("No changes: 7 objects"), "{plan}");
+    assert!(plan.contains("No changes: 11 objects"), "{plan}");
     stdout_of(&mut r.run(&["apply"]));
     assert_eq!(
         std::fs::read_to_string(&registry).unwrap(),
@@ -43,7 +43,7 @@ fn repo_lifecycle_shows_every_change() {
         "{plan}"
     );
     assert!(
-        plan.contains("0 to create, 1 to update, 0 to delete, 6 unchanged"),
+        plan.contains("0 to create, 1 to update, 0 to delete, 10 unchanged"),
         "{plan}"
     );
 
@@ -71,9 +71,13 @@ fn repo_lifecycle_shows_every_change() {
     let json = stdout_of(&mut r.run(&["ls", "views", "--output", "json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let views = v["feature_views"].as_array().unwrap();
-    assert_eq!(views.len(), 1);
-    assert_eq!(views[0]["spec"]["ttl"], "2d");
-    assert!(views[0]["created_at"].as_str().unwrap() < views[0]["updated_at"].as_str().unwrap());
+    assert_eq!(views.len(), 2, "driver_hourly_stats and document_stats remain");
+    let driver = views
+        .iter()
+        .find(|v| v["spec"]["name"] == "driver_hourly_stats")
+        .unwrap();
+    assert_eq!(driver["spec"]["ttl"], "2d");
+    assert!(driver["created_at"].as_str().unwrap() < driver["updated_at"].as_str().unwrap());
 
     let described = stdout_of(&mut r.run(&[
         "describe",

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod errors;
+mod index;
 mod lifecycle;
 mod online;
 mod training;

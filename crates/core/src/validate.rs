@@ -339,7 +339,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
     }
 
     for d in &repo.document_indexes {
-        check_document_index(&mut ck, d, &entities, &views);
+        check_document_index(&mut ck, d, &entities, &views, &schemas);
     }
 
     if !ck.diags.is_empty() {
@@ -429,6 +429,7 @@ fn check_document_index(
     d: &Located<DocumentIndex>,
     entities: &BTreeMap<&str, &Entity>,
     views: &BTreeMap<&str, &FeatureView>,
+    schemas: &HashMap<&str, Option<Vec<ColumnInfo>>>,
 ) {
     let idx = &d.def;
     match entities.get(idx.entity.as_str()) {
@@ -579,6 +580,32 @@ fn check_document_index(
                     idx.entity
                 ),
                 Some("reranker features are looked up by doc id: use views of the document entity".into()),
+            );
+            continue;
+        }
+        // Doc ids are strings; a view keyed by integers would never match one.
+        let key = entities
+            .get(idx.entity.as_str())
+            .and_then(|e| e.join_keys.first());
+        let column = key.and_then(|k| {
+            schemas
+                .get(view.source.as_str())?
+                .as_ref()?
+                .iter()
+                .find(|c| &c.name == k)
+        });
+        if let (Some(k), Some(c)) = (key, column)
+            && c.dtype != Some(DType::String)
+        {
+            ck.at(
+                d,
+                Some("reranker_features"),
+                vname,
+                format!(
+                    "document index `{}`: doc ids are strings, but join key `{k}` of view `{vname}`'s source `{}` is {}",
+                    idx.name, view.source, c.type_name
+                ),
+                Some(format!("store `{k}` as a string column")),
             );
         }
     }
