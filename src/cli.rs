@@ -224,7 +224,11 @@ pub enum Kind {
         alias = "feature_services"
     )]
     Services,
-    #[value(alias = "index", alias = "document-indexes", alias = "document_indexes")]
+    #[value(
+        alias = "index",
+        alias = "document-indexes",
+        alias = "document_indexes"
+    )]
     Indexes,
 }
 

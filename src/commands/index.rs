@@ -56,7 +56,15 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
             version,
             filters,
             format,
-        } => search(ctx, &name, &query, k, version.as_deref(), &filters, format.output),
+        } => search(
+            ctx,
+            &name,
+            &query,
+            k,
+            version.as_deref(),
+            &filters,
+            format.output,
+        ),
         IndexCommand::Eval {
             name,
             queries,
@@ -69,7 +77,14 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
             if format.output == OutputFormat::Json {
                 return print_json(&evals);
             }
-            println!("{:<8} {:<36} {:>5} {:>10} {:>7}", "version", "model", "live", format!("recall@{k}"), "MRR");
+            println!(
+                "{:<8} {:<36} {:>5} {:>10} {:>7}",
+                "version",
+                "model",
+                "live",
+                format!("recall@{k}"),
+                "MRR"
+            );
             for e in &evals {
                 println!(
                     "{:<8} {:<36} {:>5} {:>10.3} {:>7.3}",
@@ -90,7 +105,10 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
         } => {
             let m = store(ctx)?.promote(&spec(ctx, &name)?.name, &version)?;
             if format.output == OutputFormat::Text {
-                println!("{name}: `{version}` is live (rollback returns to `{}`)", m.previous.as_deref().unwrap_or("-"));
+                println!(
+                    "{name}: `{version}` is live (rollback returns to `{}`)",
+                    m.previous.as_deref().unwrap_or("-")
+                );
                 return Ok(());
             }
             status(&m, format.output)
@@ -98,7 +116,10 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
         IndexCommand::Rollback { name, format } => {
             let m = store(ctx)?.rollback(&spec(ctx, &name)?.name)?;
             if format.output == OutputFormat::Text {
-                println!("{name}: `{}` is live again", m.live.as_deref().unwrap_or("-"));
+                println!(
+                    "{name}: `{}` is live again",
+                    m.live.as_deref().unwrap_or("-")
+                );
                 return Ok(());
             }
             status(&m, format.output)
@@ -188,7 +209,11 @@ fn status(m: &Manifest, format: OutputFormat) -> Result<()> {
         println!(
             "  {:<5} {:<5} {:<36} chunker {} ({} tokens, overlap {}), {:?}: {} documents, {} chunks, {} tombstones; built {}, synced {}",
             v.id,
-            if m.live.as_deref() == Some(v.id.as_str()) { "live" } else { "" },
+            if m.live.as_deref() == Some(v.id.as_str()) {
+                "live"
+            } else {
+                ""
+            },
             v.model_id,
             v.chunking.version,
             v.chunking.max_tokens,
@@ -241,8 +266,17 @@ fn search(
     );
     for (i, h) in hits.iter().enumerate() {
         let text: String = h.text.chars().take(100).collect();
-        let more = if h.text.chars().count() > 100 { "..." } else { "" };
-        println!("{:>3}. {:.4}  {:<24} {text}{more}", i + 1, h.score, h.chunk_id);
+        let more = if h.text.chars().count() > 100 {
+            "..."
+        } else {
+            ""
+        };
+        println!(
+            "{:>3}. {:.4}  {:<24} {text}{more}",
+            i + 1,
+            h.score,
+            h.chunk_id
+        );
     }
     Ok(())
 }

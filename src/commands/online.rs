@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use asof_core::time::{format_nanos, parse_instant, to_nanos};
+use asof_retrieval::{IndexStore, LiveIndexes};
 use asof_server::convert::{nanos, timestamp};
 use asof_server::materialize::{incremental_start, materialize as run_materialize, select_views};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
@@ -13,7 +14,6 @@ use asof_server::proto::v1::get_online_features_request::Kind;
 use asof_server::proto::v1::{
     FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value,
 };
-use asof_retrieval::{IndexStore, LiveIndexes};
 use asof_server::retrieval_log::RetrievalLog;
 use asof_server::service::{Serving, serve as run_serve};
 

@@ -175,9 +175,7 @@ fn summary(kind: Kind, reg: &Registry, name: &str) -> String {
 
 pub fn ls(ctx: &Ctx, kind: Option<Kind>, format: OutputFormat) -> Result<()> {
     let reg = ctx.registry()?;
-    let kinds = kind
-        .map(|k| vec![k])
-        .unwrap_or_else(|| {
+    let kinds = kind.map(|k| vec![k]).unwrap_or_else(|| {
         vec![
             Kind::Entities,
             Kind::Sources,

@@ -189,7 +189,9 @@ fn document_index_errors_name_the_line_and_suggest() {
     let line = r.line_of("documents.yaml", "click_7d");
     assert!(
         err.contains(&format!("documents.yaml:{line}:"))
-            && err.contains("view `document_stats` has no feature `click_7d`; did you mean `clicks_7d`?"),
+            && err.contains(
+                "view `document_stats` has no feature `click_7d`; did you mean `clicks_7d`?"
+            ),
         "{err}"
     );
     assert!(

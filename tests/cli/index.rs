@@ -10,7 +10,14 @@ fn sync(r: &TestRepo) -> serde_json::Value {
 
 fn search_ids(r: &TestRepo, query: &str, k: &str) -> Vec<String> {
     let out = stdout_of(&mut r.run(&[
-        "index", "search", "help_articles", query, "-k", k, "--output", "json",
+        "index",
+        "search",
+        "help_articles",
+        query,
+        "-k",
+        k,
+        "--output",
+        "json",
     ]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["hits"]
@@ -25,7 +32,10 @@ fn search_ids(r: &TestRepo, query: &str, k: &str) -> Vec<String> {
 fn index_lifecycle_from_the_cli() {
     let r = TestRepo::applied();
     let text = stdout_of(&mut r.run(&["index", "sync", "help_articles"]));
-    assert!(text.contains("help_articles v1 (live)") && text.contains("chunks/s"), "{text}");
+    assert!(
+        text.contains("help_articles v1 (live)") && text.contains("chunks/s"),
+        "{text}"
+    );
 
     let again = sync(&r);
     let v = &again["versions"][0];
@@ -44,17 +54,30 @@ fn index_lifecycle_from_the_cli() {
     let mut new_lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     new_lines[3] = edited.to_string();
     new_lines.remove(7);
-    r.write("data/docs/help_articles.jsonl", &(new_lines.join("\n") + "\n"));
+    r.write(
+        "data/docs/help_articles.jsonl",
+        &(new_lines.join("\n") + "\n"),
+    );
     let s = sync(&r);
     let v = &s["versions"][0];
-    assert_eq!((v["changed"].as_u64(), v["embedded"].as_u64()), (Some(1), Some(1)), "{s}");
+    assert_eq!(
+        (v["changed"].as_u64(), v["embedded"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
     assert!(v["deleted"].as_u64().unwrap() >= 1, "{s}");
     assert!(search_ids(&r, "zebra quasar", "1").contains(&edited_id));
     let title = deleted["title"].as_str().unwrap();
     assert!(!search_ids(&r, title, "100").contains(&deleted_id));
 
     let eval = stdout_of(&mut r.run(&[
-        "index", "eval", "help_articles", "--queries", "data/queries.jsonl", "--output", "json",
+        "index",
+        "eval",
+        "help_articles",
+        "--queries",
+        "data/queries.jsonl",
+        "--output",
+        "json",
     ]));
     let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
     assert!(eval[0]["recall_at_k"].as_f64().unwrap() > 0.5, "{eval}");
@@ -69,10 +92,12 @@ fn index_lifecycle_from_the_cli() {
     assert!(status.contains("live v1"), "{status}");
     let out = stdout_of(&mut r.run(&["index", "promote", "help_articles", "v2"]));
     assert!(out.contains("`v2` is live"), "{out}");
-    let out = stdout_of(&mut r.run(&["index", "search", "help_articles", "card refund", "-k", "1"]));
+    let out =
+        stdout_of(&mut r.run(&["index", "search", "help_articles", "card refund", "-k", "1"]));
     assert!(out.contains("v2 [hashing/hashing-v2/256]"), "{out}");
     stdout_of(&mut r.run(&["index", "rollback", "help_articles"]));
-    let out = stdout_of(&mut r.run(&["index", "search", "help_articles", "card refund", "-k", "1"]));
+    let out =
+        stdout_of(&mut r.run(&["index", "search", "help_articles", "card refund", "-k", "1"]));
     assert!(out.contains("v1 [hashing/hashing-v1/256]"), "{out}");
 
     let err = stderr_of(&mut r.run(&["index", "promote", "help_articles", "v9"]));

@@ -71,7 +71,11 @@ fn repo_lifecycle_shows_every_change() {
     let json = stdout_of(&mut r.run(&["ls", "views", "--output", "json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let views = v["feature_views"].as_array().unwrap();
-    assert_eq!(views.len(), 2, "driver_hourly_stats and document_stats remain");
+    assert_eq!(
+        views.len(),
+        2,
+        "driver_hourly_stats and document_stats remain"
+    );
     let driver = views
         .iter()
         .find(|v| v["spec"]["name"] == "driver_hourly_stats")

@@ -9,7 +9,7 @@ use crate::dtype::DType;
 use crate::error::{CoreError, CoreResult, Diagnostic, did_you_mean};
 use crate::locate;
 use crate::repo::{Located, Repo};
-use crate::spec::{DocumentIndex, Entity, EmbeddingProvider, FeatureView, Source};
+use crate::spec::{DocumentIndex, EmbeddingProvider, Entity, FeatureView, Source};
 
 /// A column of a source's data, as an engine sees it.
 #[derive(Debug, Clone)]
@@ -463,7 +463,10 @@ fn check_document_index(
             d,
             Some("chunking"),
             "max_tokens",
-            format!("document index `{}`: chunking.max_tokens must be at least 1", idx.name),
+            format!(
+                "document index `{}`: chunking.max_tokens must be at least 1",
+                idx.name
+            ),
             None,
         );
     } else if c.overlap >= c.max_tokens {

@@ -92,5 +92,7 @@ pub fn values_to_array(d: &DType, values: &[Value]) -> OfflineResult<ArrayRef> {
     if values.is_empty() {
         return Ok(datafusion::arrow::array::new_empty_array(&arrow_type(d)));
     }
-    Ok(ScalarValue::iter_to_array(values.iter().map(|v| scalar(v, d)))?)
+    Ok(ScalarValue::iter_to_array(
+        values.iter().map(|v| scalar(v, d)),
+    )?)
 }

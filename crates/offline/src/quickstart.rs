@@ -219,12 +219,70 @@ pub fn generate_data(dir: &Path, now_us: i64, seed: u64) -> OfflineResult<Genera
 }
 
 const TOPICS: [(&str, &[&str]); 6] = [
-    ("payments", &["payment", "card", "refund", "invoice", "charge", "receipt", "billing", "wallet"]),
-    ("account", &["account", "password", "login", "email", "verification", "profile", "locked", "reset"]),
-    ("trips", &["trip", "driver", "pickup", "route", "cancel", "fare", "rating", "destination"]),
-    ("safety", &["safety", "emergency", "report", "incident", "insurance", "support", "share", "contact"]),
-    ("app", &["app", "update", "crash", "notification", "location", "gps", "battery", "settings"]),
-    ("business", &["business", "team", "expense", "policy", "admin", "report", "travel", "budget"]),
+    (
+        "payments",
+        &[
+            "payment", "card", "refund", "invoice", "charge", "receipt", "billing", "wallet",
+        ],
+    ),
+    (
+        "account",
+        &[
+            "account",
+            "password",
+            "login",
+            "email",
+            "verification",
+            "profile",
+            "locked",
+            "reset",
+        ],
+    ),
+    (
+        "trips",
+        &[
+            "trip",
+            "driver",
+            "pickup",
+            "route",
+            "cancel",
+            "fare",
+            "rating",
+            "destination",
+        ],
+    ),
+    (
+        "safety",
+        &[
+            "safety",
+            "emergency",
+            "report",
+            "incident",
+            "insurance",
+            "support",
+            "share",
+            "contact",
+        ],
+    ),
+    (
+        "app",
+        &[
+            "app",
+            "update",
+            "crash",
+            "notification",
+            "location",
+            "gps",
+            "battery",
+            "settings",
+        ],
+    ),
+    (
+        "business",
+        &[
+            "business", "team", "expense", "policy", "admin", "report", "travel", "budget",
+        ],
+    ),
 ];
 const FILLER: [&str; 16] = [
     "the", "to", "your", "you", "can", "if", "in", "and", "a", "of", "for", "is", "when", "then",
@@ -250,7 +308,10 @@ fn generate_documents(
     for i in 0..DOCUMENTS {
         let (topic, words) = TOPICS[i % TOPICS.len()];
         let doc_id = format!("{topic}-{i:03}");
-        let key = [words[rng.random_range(0..words.len())], words[rng.random_range(0..words.len())]];
+        let key = [
+            words[rng.random_range(0..words.len())],
+            words[rng.random_range(0..words.len())],
+        ];
         let title = format!("How to handle {} {} issues (article {i})", key[0], key[1]);
         let mut body = vec![title.clone()];
         for _ in 0..rng.random_range(80..260) {
@@ -286,10 +347,13 @@ fn generate_documents(
     let path = docs_dir.join("help_articles.jsonl");
     asof_core::atomic::write_atomic(&path, |w| w.write_all((lines.join("\n") + "\n").as_bytes()))?;
     let qpath = data.join("queries.jsonl");
-    asof_core::atomic::write_atomic(&qpath, |w| w.write_all((queries.join("\n") + "\n").as_bytes()))?;
+    asof_core::atomic::write_atomic(&qpath, |w| {
+        w.write_all((queries.join("\n") + "\n").as_bytes())
+    })?;
 
     // Daily stats per document; popularity drifts, clicks are a rolling count.
-    let (mut id, mut ts, mut created, mut pop, mut clicks) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut id, mut ts, mut created, mut pop, mut clicks) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..DOCUMENTS {
         let (topic, _) = TOPICS[i % TOPICS.len()];
         let mut p: f64 = rng.random_range(0.0..1.0);

@@ -103,8 +103,9 @@ impl EmbeddingCache {
         stats.embedded = missing.len();
         let calls_before = embedder.calls();
         if !missing.is_empty() {
-            let batches: Vec<&[(usize, [u8; 32])]> =
-                missing.chunks(embedder.inner().batch_size().max(1)).collect();
+            let batches: Vec<&[(usize, [u8; 32])]> = missing
+                .chunks(embedder.inner().batch_size().max(1))
+                .collect();
             let results = run_batches(&batches, embedder, texts);
             // Cache what succeeded even when a batch failed: a retry pays only for the rest.
             let mut first_error = None;
@@ -115,7 +116,9 @@ impl EmbeddingCache {
                     match result {
                         Some(Ok(vectors)) => {
                             for ((_, k), v) in batch.iter().zip(vectors) {
-                                table.insert(k, encode(&v).as_slice()).map_err(|e| self.err(e))?;
+                                table
+                                    .insert(k, encode(&v).as_slice())
+                                    .map_err(|e| self.err(e))?;
                                 found.insert(*k, v);
                             }
                         }
@@ -149,10 +152,13 @@ fn run_batches(
 ) -> Vec<Option<RetrievalResult<Vec<Vec<f32>>>>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let workers = embedder.inner().concurrency().clamp(1, batches.len().max(1));
+    let workers = embedder
+        .inner()
+        .concurrency()
+        .clamp(1, batches.len().max(1));
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<RetrievalResult<Vec<Vec<f32>>>>>> =
-        batches.iter().map(|_| Mutex::new(None)).collect();
+    type Slot = Mutex<Option<RetrievalResult<Vec<Vec<f32>>>>>;
+    let slots: Vec<Slot> = batches.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {

@@ -90,7 +90,11 @@ fn read_jsonl(path: &Path, out: &mut Vec<Document>) -> RetrievalResult<()> {
         let doc_id = match obj.remove("doc_id") {
             Some(Json::String(s)) if !s.is_empty() => s,
             Some(Json::Number(n)) => n.to_string(),
-            Some(other) => return Err(err(format!("`doc_id` must be a non-empty string or a number, not {other}"))),
+            Some(other) => {
+                return Err(err(format!(
+                    "`doc_id` must be a non-empty string or a number, not {other}"
+                )));
+            }
             None => return Err(err("missing `doc_id`".into())),
         };
         let text = match obj.remove("text") {
@@ -102,8 +106,16 @@ fn read_jsonl(path: &Path, out: &mut Vec<Document>) -> RetrievalResult<()> {
             Some(Json::String(s)) => asof_core::time::parse_instant(&s)
                 .map(|t| t.to_rfc3339())
                 .map_err(|e| err(format!("document `{doc_id}`: `updated_at`: {e}")))?,
-            Some(_) => return Err(err(format!("document `{doc_id}`: `updated_at` must be an RFC 3339 string"))),
-            None => return Err(err(format!("document `{doc_id}`: missing `updated_at` (when the document last changed)"))),
+            Some(_) => {
+                return Err(err(format!(
+                    "document `{doc_id}`: `updated_at` must be an RFC 3339 string"
+                )));
+            }
+            None => {
+                return Err(err(format!(
+                    "document `{doc_id}`: missing `updated_at` (when the document last changed)"
+                )));
+            }
         };
         out.push(Document {
             doc_id,

@@ -40,7 +40,9 @@ pub fn read_queries(path: &Path) -> RetrievalResult<Vec<LabeledQuery>> {
         let q: LabeledQuery = serde_json::from_str(line).map_err(|e| RetrievalError::Document {
             path: path.to_path_buf(),
             line: Some(i + 1),
-            message: format!("{e} (expected {{\"query\": \"...\", \"relevant\": [\"doc_id\", ...]}})"),
+            message: format!(
+                "{e} (expected {{\"query\": \"...\", \"relevant\": [\"doc_id\", ...]}})"
+            ),
         })?;
         if q.relevant.is_empty() {
             return Err(RetrievalError::Document {
@@ -63,7 +65,12 @@ pub fn read_queries(path: &Path) -> RetrievalResult<Vec<LabeledQuery>> {
 
 /// The first `k` distinct documents for `query`, best first.
 pub fn top_documents(v: &LoadedVersion, query: &str, k: usize) -> RetrievalResult<Vec<String>> {
-    let hits = v.search(Query::Text(query), k * 4, &BTreeMap::new(), DEFAULT_EF.max(k * 8))?;
+    let hits = v.search(
+        Query::Text(query),
+        k * 4,
+        &BTreeMap::new(),
+        DEFAULT_EF.max(k * 8),
+    )?;
     let mut docs: Vec<String> = Vec::with_capacity(k);
     for h in hits {
         if !docs.contains(&h.doc_id) {

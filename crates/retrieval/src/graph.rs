@@ -2,7 +2,8 @@
 //! persistence workaround hnsw_rs needs.
 //!
 //! hnsw_rs has no delete: deleted or changed chunks are filtered out at search time (tombstones)
-//! and the graph is rebuilt from live vectors when too many accumulate (see `sync`).
+//! and the graph is rebuilt from live vectors when too many accumulate (see `sync`). Searches run
+//! on a [`crate::frozen::FrozenGraph`] copy of the graph, which is several times faster.
 
 use std::path::Path;
 
@@ -26,11 +27,12 @@ pub struct UnitCosine;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SquaredL2;
 
-/// A dot product written with 8 independent accumulators so the compiler can vectorize it.
+/// A dot product written with 16 independent accumulators over fixed-size blocks, so the compiler
+/// vectorizes it without bounds checks.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0.0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
         .remainder()
         .iter()
@@ -38,7 +40,9 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
+        let x: &[f32; 16] = x.try_into().expect("16 floats");
+        let y: &[f32; 16] = y.try_into().expect("16 floats");
+        for i in 0..16 {
             acc[i] += x[i] * y[i];
         }
     }
@@ -79,7 +83,9 @@ pub enum Graph {
 
 impl std::fmt::Debug for Graph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Graph").field("points", &self.len()).finish()
+        f.debug_struct("Graph")
+            .field("points", &self.len())
+            .finish()
     }
 }
 
@@ -87,8 +93,20 @@ impl Graph {
     pub fn new(metric: Metric, capacity: usize) -> Graph {
         let cap = capacity.max(1_000);
         match metric {
-            Metric::Cosine => Graph::Cosine(Hnsw::new(MAX_CONNECTIONS, cap, MAX_LAYERS, EF_CONSTRUCTION, UnitCosine)),
-            Metric::L2 => Graph::L2(Hnsw::new(MAX_CONNECTIONS, cap, MAX_LAYERS, EF_CONSTRUCTION, SquaredL2)),
+            Metric::Cosine => Graph::Cosine(Hnsw::new(
+                MAX_CONNECTIONS,
+                cap,
+                MAX_LAYERS,
+                EF_CONSTRUCTION,
+                UnitCosine,
+            )),
+            Metric::L2 => Graph::L2(Hnsw::new(
+                MAX_CONNECTIONS,
+                cap,
+                MAX_LAYERS,
+                EF_CONSTRUCTION,
+                SquaredL2,
+            )),
         }
     }
 
@@ -111,22 +129,6 @@ impl Graph {
             Graph::Cosine(h) => h.parallel_insert_slice(&points),
             Graph::L2(h) => h.parallel_insert_slice(&points),
         }
-    }
-
-    /// The `k` nearest ids that pass `keep`, nearest first, with their distances.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        keep: &dyn Fn(usize) -> bool,
-    ) -> Vec<(usize, f32)> {
-        let filter = |id: &usize| keep(*id);
-        let found = match self {
-            Graph::Cosine(h) => h.search_filter(query, k, ef.max(k), Some(&filter)),
-            Graph::L2(h) => h.search_filter(query, k, ef.max(k), Some(&filter)),
-        };
-        found.into_iter().map(|n| (n.d_id, n.distance)).collect()
     }
 
     /// Writes the graph into `dir` (which must be new: hnsw_rs never overwrites a dump).
@@ -154,11 +156,9 @@ impl Graph {
             RetrievalError::corrupt(dir, format!("reading the HNSW graph: {e}"))
         };
         Ok(match metric {
-            Metric::Cosine => Graph::Cosine(
-                loader
-                    .load_hnsw::<f32, UnitCosine>()
-                    .map_err(|e| err(&e))?,
-            ),
+            Metric::Cosine => {
+                Graph::Cosine(loader.load_hnsw::<f32, UnitCosine>().map_err(|e| err(&e))?)
+            }
             Metric::L2 => Graph::L2(loader.load_hnsw::<f32, SquaredL2>().map_err(|e| err(&e))?),
         })
     }

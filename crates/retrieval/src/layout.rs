@@ -148,7 +148,8 @@ pub fn write_points(dir: &Path, points: &[PointRecord], vectors: &[&[f32]]) -> R
     let mut w = BufWriter::new(file);
     for p in points {
         serde_json::to_writer(&mut w, p).map_err(|e| RetrievalError::io(&path, e.into()))?;
-        w.write_all(b"\n").map_err(|e| RetrievalError::io(&path, e))?;
+        w.write_all(b"\n")
+            .map_err(|e| RetrievalError::io(&path, e))?;
     }
     w.into_inner()
         .map_err(|e| RetrievalError::io(&path, e.into_error()))?
@@ -185,7 +186,10 @@ pub fn read_vectors(dir: &Path, dims: usize, points: usize) -> RetrievalResult<V
     if bytes.len() != dims * points * 4 {
         return Err(RetrievalError::corrupt(
             &path,
-            format!("{} bytes, expected {points} vectors of {dims} floats", bytes.len()),
+            format!(
+                "{} bytes, expected {points} vectors of {dims} floats",
+                bytes.len()
+            ),
         ));
     }
     Ok(bytes

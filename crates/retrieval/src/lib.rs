@@ -13,6 +13,7 @@ pub mod document;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod frozen;
 pub mod graph;
 pub mod layout;
 pub mod live;

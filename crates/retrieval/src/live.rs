@@ -36,7 +36,9 @@ pub struct LiveIndexes {
 
 impl std::fmt::Debug for LiveIndexes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveIndexes").field("root", &self.store.root()).finish()
+        f.debug_struct("LiveIndexes")
+            .field("root", &self.store.root())
+            .finish()
     }
 }
 
@@ -72,14 +74,22 @@ impl LiveIndexes {
                 .clone()
                 .ok_or_else(|| RetrievalError::NotSynced(index.to_string()))?,
         };
-        let meta = manifest.versions.get(&id).ok_or_else(|| RetrievalError::UnknownVersion {
-            index: index.to_string(),
-            version: id.clone(),
-            hint: format!(
-                "; it has {}",
-                manifest.versions.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        })?;
+        let meta = manifest
+            .versions
+            .get(&id)
+            .ok_or_else(|| RetrievalError::UnknownVersion {
+                index: index.to_string(),
+                version: id.clone(),
+                hint: format!(
+                    "; it has {}",
+                    manifest
+                        .versions
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
         if let Some(v) = st.loaded.get(&id)
             && v.meta.generation == meta.generation
         {

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use crate::embed::{Embedder, embedder_for, normalize};
 use crate::error::{RetrievalError, RetrievalResult};
+use crate::frozen::FrozenGraph;
 use crate::graph::Graph;
 use crate::layout::{PointRecord, VersionMeta, read_points};
 use crate::store::IndexStore;
@@ -46,7 +47,7 @@ pub struct LoadedVersion {
     points: Vec<PointRecord>,
     /// Point id -> position in `points`; `u32::MAX` for tombstoned ids.
     slot: Vec<u32>,
-    graph: Option<Graph>,
+    graph: Option<FrozenGraph>,
     embedder: OnceLock<Result<Box<dyn Embedder>, String>>,
 }
 
@@ -68,13 +69,20 @@ impl LoadedVersion {
         let (points, graph) = if meta.generation == 0 {
             (Vec::new(), None)
         } else {
-            let gdir = store.index_dir(index).generation_dir(&meta.id, meta.generation);
-            (read_points(&gdir)?, Some(Graph::load(&gdir, meta.metric)?))
+            let gdir = store
+                .index_dir(index)
+                .generation_dir(&meta.id, meta.generation);
+            let graph = Graph::load(&gdir, meta.metric)?;
+            let frozen = FrozenGraph::freeze(&graph, meta.embedding.dims);
+            (read_points(&gdir)?, Some(frozen))
         };
         let mut slot = vec![TOMBSTONE; meta.next_id];
         for (i, p) in points.iter().enumerate() {
             let s = slot.get_mut(p.id).ok_or_else(|| {
-                RetrievalError::corrupt(store.index_dir(index).dir, format!("point id {} beyond next_id", p.id))
+                RetrievalError::corrupt(
+                    store.index_dir(index).dir,
+                    format!("point id {} beyond next_id", p.id),
+                )
             })?;
             *s = i as u32;
         }
@@ -139,7 +147,9 @@ impl LoadedVersion {
             )));
         }
         if v.iter().any(|x| !x.is_finite()) {
-            return Err(RetrievalError::Query("query vector holds NaN or infinity".into()));
+            return Err(RetrievalError::Query(
+                "query vector holds NaN or infinity".into(),
+            ));
         }
         if self.meta.metric == Metric::Cosine {
             normalize(&mut v);
@@ -180,10 +190,12 @@ impl LoadedVersion {
             };
             s != TOMBSTONE && matches(&self.points[s as usize], filters)
         };
+        // Every graph point is live and nothing is filtered: the plain (fastest) search.
+        let everything = filters.is_empty() && graph.len() == self.points.len();
+        let keep: Option<&dyn Fn(usize) -> bool> = if everything { None } else { Some(&keep) };
         graph
-            .search(v, k, ef.max(DEFAULT_EF), &keep)
+            .search(v, k, ef.max(DEFAULT_EF), keep)
             .into_iter()
-            .filter(|(id, _)| keep(*id))
             .map(|(id, d)| {
                 let p = &self.points[self.slot[id] as usize];
                 Hit {
@@ -210,7 +222,7 @@ fn matches(p: &PointRecord, filters: &BTreeMap<String, String>) -> bool {
         }
         match p.metadata.get(field) {
             Some(Json::String(s)) => s == want,
-            Some(other) => other.to_string() == *want,
+            Some(other) => serde_json::from_str::<Json>(want).is_ok_and(|w| w == *other),
             None => false,
         }
     })

@@ -124,7 +124,8 @@ impl IndexStore {
         for id in todo {
             let meta = manifest.versions[&id].clone();
             let embedder = embedder_for(&meta.embedding)?;
-            let (meta, mut stats) = sync_version(&dir, meta, &docs, embedder.as_ref(), &cache, now)?;
+            let (meta, mut stats) =
+                sync_version(&dir, meta, &docs, embedder.as_ref(), &cache, now)?;
             stats.live = manifest.live.as_deref() == Some(id.as_str());
             manifest.versions.insert(id.clone(), meta);
             report.versions.push(stats);
@@ -320,7 +321,11 @@ fn sync_version(
         || tombstones as f64 > REBUILD_TOMBSTONE_RATIO * graph_points as f64;
     let graph = if rebuild {
         let g = Graph::new(meta.metric, points.len());
-        let all: Vec<(&[f32], usize)> = vectors.iter().zip(&points).map(|(v, p)| (*v, p.id)).collect();
+        let all: Vec<(&[f32], usize)> = vectors
+            .iter()
+            .zip(&points)
+            .map(|(v, p)| (*v, p.id))
+            .collect();
         g.insert(&all);
         meta.graph_points = points.len();
         meta.built_at = now;
@@ -390,7 +395,11 @@ struct SyncLock {
 
 impl SyncLock {
     fn acquire(index: &str, path: &Path) -> RetrievalResult<SyncLock> {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(mut f) => {
                 use std::io::Write;
                 let _ = writeln!(f, "pid {}", std::process::id());
@@ -398,10 +407,12 @@ impl SyncLock {
                     path: path.to_path_buf(),
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(RetrievalError::Locked {
-                index: index.to_string(),
-                path: path.to_path_buf(),
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(RetrievalError::Locked {
+                    index: index.to_string(),
+                    path: path.to_path_buf(),
+                })
+            }
             Err(e) => Err(RetrievalError::io(path, e)),
         }
     }

@@ -121,7 +121,12 @@ impl Serving {
         let version = (!version.is_empty()).then(|| version.to_string());
         tokio::task::spawn_blocking(move || {
             let v = indexes.get(&index, version.as_deref())?;
-            let hits = v.search(query.as_query(), k, &filters, asof_retrieval::search::DEFAULT_EF)?;
+            let hits = v.search(
+                query.as_query(),
+                k,
+                &filters,
+                asof_retrieval::search::DEFAULT_EF,
+            )?;
             Ok::<_, RetrievalError>((v, hits))
         })
         .await
@@ -137,7 +142,11 @@ impl Serving {
         let query = match req.query {
             Some(search_documents_request::Query::Text(t)) => OwnedQuery::Text(t),
             Some(search_documents_request::Query::Vector(v)) => OwnedQuery::Vector(v),
-            None => return Err(ServerError::InvalidArgument("give query `text` or a `vector`".into())),
+            None => {
+                return Err(ServerError::InvalidArgument(
+                    "give query `text` or a `vector`".into(),
+                ));
+            }
         };
         let filters = req.filters.into_iter().collect();
         let (v, hits) = self
@@ -174,8 +183,14 @@ impl Serving {
             .entities
             .get(&spec.entity)
             .and_then(|e| e.join_keys.first().cloned())
-            .ok_or_else(|| ServerError::Transport(format!("entity `{}` is not registered", spec.entity)))?;
-        if let Some(v) = resolved.views.iter().find(|v| v.join_keys != [join_key.clone()]) {
+            .ok_or_else(|| {
+                ServerError::Transport(format!("entity `{}` is not registered", spec.entity))
+            })?;
+        if let Some(v) = resolved
+            .views
+            .iter()
+            .find(|v| v.join_keys != [join_key.clone()])
+        {
             return Err(ServerError::InvalidArgument(format!(
                 "feature view `{}` is keyed by [{}], not by the documents' `{join_key}`",
                 v.view.name,
@@ -185,14 +200,24 @@ impl Serving {
         let query = match req.query {
             Some(retrieve_and_rank_request::Query::Text(t)) => OwnedQuery::Text(t),
             Some(retrieve_and_rank_request::Query::Vector(v)) => OwnedQuery::Vector(v),
-            None => return Err(ServerError::InvalidArgument("give query `text` or a `vector`".into())),
+            None => {
+                return Err(ServerError::InvalidArgument(
+                    "give query `text` or a `vector`".into(),
+                ));
+            }
         };
         let query_text = query.text();
         let as_of = req
             .as_of
             .unwrap_or_else(|| timestamp(time::to_nanos(chrono::Utc::now())));
         let (v, hits) = self
-            .search(&req.index, "", query, k_of(req.k)?, req.filters.into_iter().collect())
+            .search(
+                &req.index,
+                "",
+                query,
+                k_of(req.k)?,
+                req.filters.into_iter().collect(),
+            )
             .await?;
 
         // One entity row per hit, looked up by the same code as GetOnlineFeatures.
@@ -219,7 +244,10 @@ impl Serving {
                 .iter()
                 .map(|(vi, f, _)| {
                     let view = &resolved.views[*vi].view;
-                    let dtype = view.feature(f).map(|x| x.dtype.clone()).unwrap_or(asof_core::DType::String);
+                    let dtype = view
+                        .feature(f)
+                        .map(|x| x.dtype.clone())
+                        .unwrap_or(asof_core::DType::String);
                     (served_column_name(&view.name, f), dtype)
                 })
                 .collect();
@@ -234,7 +262,12 @@ impl Serving {
                     // Feature columns follow the single join key column.
                     features: features.results[1..]
                         .iter()
-                        .map(|fv| fv.values.get(row).map(from_proto).unwrap_or(asof_core::value::Value::Null))
+                        .map(|fv| {
+                            fv.values
+                                .get(row)
+                                .map(from_proto)
+                                .unwrap_or(asof_core::value::Value::Null)
+                        })
                         .collect(),
                 })
                 .collect();
@@ -276,5 +309,8 @@ fn new_request_id() -> String {
 /// names `asof training-set` gives (`view__feature`), so rebuilding the features offline from the
 /// log puts served and recomputed values side by side: a skew check is a column comparison.
 pub fn served_column_name(view: &str, feature: &str) -> String {
-    format!("served__{}", asof_core::refs::feature_column_name(view, feature, true))
+    format!(
+        "served__{}",
+        asof_core::refs::feature_column_name(view, feature, true)
+    )
 }

@@ -13,8 +13,8 @@ use asof_core::DType;
 use asof_core::value::Value;
 use asof_offline::arrow_types::{arrow_type, values_to_array};
 use asof_offline::output::write_table;
-use datafusion::arrow::array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::array::TimestampNanosecondArray;
+use datafusion::arrow::array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 
 use crate::error::{ServerError, ServerResult};
@@ -86,7 +86,11 @@ impl RetrievalLog {
         let full = {
             let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
             b.rows += req.hits.len();
-            let shape = (req.index.clone(), req.join_key.clone(), req.features.clone());
+            let shape = (
+                req.index.clone(),
+                req.join_key.clone(),
+                req.features.clone(),
+            );
             b.requests.entry(shape).or_default().push(req);
             b.rows >= FLUSH_ROWS
         };
@@ -108,9 +112,10 @@ impl RetrievalLog {
             let batch = to_batch(&join_key, &features, &requests)?;
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-            let path = self
-                .dir
-                .join(format!("retrievals-{index}-{stamp}-{}-{seq}.parquet", std::process::id()));
+            let path = self.dir.join(format!(
+                "retrievals-{index}-{stamp}-{}-{seq}.parquet",
+                std::process::id()
+            ));
             write_table(&path, &[batch])?;
             tracing::info!(path = %path.display(), rows, "wrote retrieval log");
             files.push(path);
@@ -124,19 +129,45 @@ fn to_batch(
     features: &[(String, DType)],
     requests: &[LoggedRequest],
 ) -> ServerResult<RecordBatch> {
-    let hits = || requests.iter().flat_map(|r| r.hits.iter().map(move |h| (r, h)));
+    let hits = || {
+        requests
+            .iter()
+            .flat_map(|r| r.hits.iter().map(move |h| (r, h)))
+    };
     let strings = |f: &dyn Fn(&LoggedRequest, &LoggedHit) -> String| -> ArrayRef {
-        Arc::new(StringArray::from(hits().map(|(r, h)| f(r, h)).collect::<Vec<_>>()))
+        Arc::new(StringArray::from(
+            hits().map(|(r, h)| f(r, h)).collect::<Vec<_>>(),
+        ))
     };
     let mut fields = vec![
-        Field::new("request_id", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new(
+            "request_id",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
         Field::new("event_timestamp", arrow_type(&DType::Timestamp), false),
-        Field::new(join_key, datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new(
+            join_key,
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
         Field::new("rank", datafusion::arrow::datatypes::DataType::Int32, false),
-        Field::new("score", datafusion::arrow::datatypes::DataType::Float32, false),
-        Field::new("chunk_id", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new(
+            "score",
+            datafusion::arrow::datatypes::DataType::Float32,
+            false,
+        ),
+        Field::new(
+            "chunk_id",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
         Field::new("index", datafusion::arrow::datatypes::DataType::Utf8, false),
-        Field::new("version", datafusion::arrow::datatypes::DataType::Utf8, false),
+        Field::new(
+            "version",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
         Field::new("model", datafusion::arrow::datatypes::DataType::Utf8, false),
         Field::new("query", datafusion::arrow::datatypes::DataType::Utf8, false),
     ];
@@ -147,8 +178,12 @@ fn to_batch(
                 .with_timezone("UTC"),
         ),
         strings(&|_, h| h.doc_id.clone()),
-        Arc::new(Int32Array::from(hits().map(|(_, h)| h.rank).collect::<Vec<_>>())),
-        Arc::new(Float32Array::from(hits().map(|(_, h)| h.score).collect::<Vec<_>>())),
+        Arc::new(Int32Array::from(
+            hits().map(|(_, h)| h.rank).collect::<Vec<_>>(),
+        )),
+        Arc::new(Float32Array::from(
+            hits().map(|(_, h)| h.score).collect::<Vec<_>>(),
+        )),
         strings(&|_, h| h.chunk_id.clone()),
         strings(&|r, _| r.index.clone()),
         strings(&|r, _| r.version.clone()),

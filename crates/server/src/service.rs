@@ -18,7 +18,6 @@ use tonic::{Request, Response, Status};
 use crate::convert::{from_proto, nanos, timestamp, to_proto};
 use crate::error::{ServerError, ServerResult};
 use crate::metrics::Metrics;
-use crate::retrieval_log::RetrievalLog;
 use crate::proto::v1::feature_serving_server::{FeatureServing, FeatureServingServer};
 use crate::proto::v1::get_online_features_request::Kind as RequestKind;
 use crate::proto::v1::{
@@ -27,6 +26,7 @@ use crate::proto::v1::{
     ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse, RetrieveAndRankRequest,
     RetrieveAndRankResponse, SearchDocumentsRequest, SearchDocumentsResponse,
 };
+use crate::retrieval_log::RetrievalLog;
 
 /// A request's entity rows: the row count, the join keys in response order, and each key's values
 /// (`None` for nulls, which never match).
@@ -199,6 +199,7 @@ impl Serving {
         for v in &request.views {
             let names: Vec<&str> = v.join_keys.iter().map(String::as_str).collect();
             let mut view_slots = Vec::with_capacity(n);
+            #[allow(clippy::needless_range_loop)] // `row` indexes every key column
             for row in 0..n {
                 let row_keys: Option<Vec<&KeyValue>> =
                     v.join_keys.iter().map(|k| keys[k][row].as_ref()).collect();
@@ -241,8 +242,8 @@ impl Serving {
                 statuses: Vec::with_capacity(n),
                 event_timestamps: Vec::with_capacity(n),
             };
-            for row in 0..n {
-                let stored = slots[*vidx][row].and_then(|s| rows[s].as_ref());
+            for slot in &slots[*vidx] {
+                let stored = slot.and_then(|s| rows[s].as_ref());
                 let (value, status, ts) = match stored {
                     None => (Value::Null, FieldStatus::NotFound, None),
                     Some(r) => match pit::classify(r.event_ts, as_of, view.ttl) {

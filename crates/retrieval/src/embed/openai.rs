@@ -43,11 +43,17 @@ impl OpenAiEmbedder {
         let api_key = match &spec.api_key_env {
             Some(var) => Some(std::env::var(var).map_err(|_| RetrievalError::Embedder {
                 model: spec.model_id(),
-                message: format!("environment variable `{var}` (the index's api_key_env) is not set"),
+                message: format!(
+                    "environment variable `{var}` (the index's api_key_env) is not set"
+                ),
             })?),
             None => None,
         };
-        let base = spec.url.as_deref().unwrap_or(DEFAULT_URL).trim_end_matches('/');
+        let base = spec
+            .url
+            .as_deref()
+            .unwrap_or(DEFAULT_URL)
+            .trim_end_matches('/');
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
@@ -97,7 +103,9 @@ impl OpenAiEmbedder {
         }
         out.into_iter()
             .enumerate()
-            .map(|(i, v)| v.ok_or_else(|| self.error(format!("response has no embedding for input {i}"))))
+            .map(|(i, v)| {
+                v.ok_or_else(|| self.error(format!("response has no embedding for input {i}")))
+            })
             .collect()
     }
 }
@@ -129,7 +137,10 @@ impl Embedder for OpenAiEmbedder {
         let mut delay = self.backoff;
         let mut attempt = 1;
         loop {
-            let mut req = self.agent.post(&self.endpoint).content_type("application/json");
+            let mut req = self
+                .agent
+                .post(&self.endpoint)
+                .content_type("application/json");
             if let Some(key) = &self.api_key {
                 req = req.header("Authorization", format!("Bearer {key}"));
             }
@@ -152,7 +163,11 @@ impl Embedder for OpenAiEmbedder {
                             return Err(self.error(format!(
                                 "{} answered HTTP {status}{}: {detail}",
                                 self.endpoint,
-                                if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() }
+                                if attempt > 1 {
+                                    format!(" after {attempt} attempts")
+                                } else {
+                                    String::new()
+                                }
                             )));
                         }
                     }

@@ -60,7 +60,11 @@ fn serve(respond: fn(usize, &[String]) -> (u16, String)) -> (String, Arc<Seen>) 
                     s.requests.lock().unwrap().push((inputs, auth));
                 }
                 let reason = if status == 200 { "OK" } else { "Error" };
-                let extra = if status == 429 { "Retry-After: 0\r\n" } else { "" };
+                let extra = if status == 429 {
+                    "Retry-After: 0\r\n"
+                } else {
+                    ""
+                };
                 write!(
                     stream,
                     "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{out}",
@@ -116,12 +120,20 @@ fn batches_retries_429_and_sends_the_key() {
     let v = &r.versions[0];
     assert_eq!(v.chunks, 7);
     assert_eq!(v.embedder_calls, 3, "7 texts in batches of 3: {v:?}");
-    assert_eq!(seen.count.load(Ordering::SeqCst), 4, "3 batches and one retry after 429");
+    assert_eq!(
+        seen.count.load(Ordering::SeqCst),
+        4,
+        "3 batches and one retry after 429"
+    );
     let requests = seen.requests.lock().unwrap();
     let mut sizes: Vec<usize> = requests.iter().map(|(i, _)| i.len()).collect();
     sizes.sort();
     assert_eq!(sizes, [1, 3, 3]);
-    assert!(requests.iter().all(|(_, a)| a.as_deref() == Some("Bearer sk-test")));
+    assert!(
+        requests
+            .iter()
+            .all(|(_, a)| a.as_deref() == Some("Bearer sk-test"))
+    );
     drop(requests);
 
     let again = store.sync(dir.path(), &openai_spec(&url)).unwrap();
@@ -131,13 +143,24 @@ fn batches_retries_429_and_sends_the_key() {
 
 #[test]
 fn a_client_error_is_reported_with_the_servers_message_and_nothing_is_written() {
-    let (url, seen) = serve(|_, _| (400, r#"{"error": {"message": "model `x` not found"}}"#.into()));
+    let (url, seen) = serve(|_, _| {
+        (
+            400,
+            r#"{"error": {"message": "model `x` not found"}}"#.into(),
+        )
+    });
     expect_test_key();
     let dir = tempfile::tempdir().unwrap();
     write_docs(dir.path(), &corpus(2), "2026-01-01T00:00:00Z");
     let store = IndexStore::new(dir.path().join("data/indexes"));
-    let err = store.sync(dir.path(), &openai_spec(&url)).unwrap_err().to_string();
-    assert!(err.contains("HTTP 400") && err.contains("not found"), "{err}");
+    let err = store
+        .sync(dir.path(), &openai_spec(&url))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains("not found"),
+        "{err}"
+    );
     assert_eq!(seen.count.load(Ordering::SeqCst), 1, "a 400 is not retried");
     assert!(store.manifest("help").is_err());
 }

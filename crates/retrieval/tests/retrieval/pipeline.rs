@@ -44,7 +44,10 @@ fn resync_of_an_unchanged_corpus_makes_no_embedder_calls() {
     assert_eq!(v2.embedder_calls, 0);
     assert_eq!(v2.unchanged, v.chunks);
     assert_eq!((v2.added, v2.changed, v2.deleted), (0, 0, 0));
-    assert_eq!(v2.generation, v.generation, "nothing changed, nothing written");
+    assert_eq!(
+        v2.generation, v.generation,
+        "nothing changed, nothing written"
+    );
 
     // Same texts, new document versions: metadata refreshes, still no embedder call.
     write_docs(dir.path(), &docs, T1);
@@ -81,7 +84,10 @@ fn an_edit_reembeds_only_its_changed_chunk_and_a_delete_is_never_returned() {
     // The server-side reader sees the deletion on its next query, whatever the query.
     for k in [1, 5, 50] {
         let found = search_docs(&live, &victim.1, k);
-        assert!(!found.contains(&victim.0), "deleted doc came back at k={k}: {found:?}");
+        assert!(
+            !found.contains(&victim.0),
+            "deleted doc came back at k={k}: {found:?}"
+        );
     }
     let filtered = live
         .get("help", None)
@@ -102,7 +108,10 @@ fn an_edit_reembeds_only_its_changed_chunk_and_a_delete_is_never_returned() {
     assert!(r.versions[0].rebuilt);
     assert_eq!(r.versions[0].tombstones, 0);
     let all = search_docs(&live, "billing login driver shipping privacy", 100);
-    assert!(all.iter().all(|d| docs.iter().any(|(id, _)| id == d)), "{all:?}");
+    assert!(
+        all.iter().all(|d| docs.iter().any(|(id, _)| id == d)),
+        "{all:?}"
+    );
 }
 
 #[test]
@@ -117,9 +126,21 @@ fn a_new_model_builds_beside_the_live_version_until_promoted() {
 
     let r = s.sync(dir.path(), &spec("hashing-v2")).unwrap();
     assert_eq!(r.live.as_deref(), Some("v1"));
-    let ids: Vec<(&str, bool)> = r.versions.iter().map(|v| (v.version.as_str(), v.live)).collect();
-    assert_eq!(ids, [("v2", false), ("v1", true)], "the live one keeps syncing too");
-    assert_eq!(live.get("help", None).unwrap().meta.id, "v1", "v1 serves until promote");
+    let ids: Vec<(&str, bool)> = r
+        .versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.live))
+        .collect();
+    assert_eq!(
+        ids,
+        [("v2", false), ("v1", true)],
+        "the live one keeps syncing too"
+    );
+    assert_eq!(
+        live.get("help", None).unwrap().meta.id,
+        "v1",
+        "v1 serves until promote"
+    );
 
     let held = live.get("help", None).unwrap();
     s.promote("help", "v2").unwrap();
@@ -127,13 +148,21 @@ fn a_new_model_builds_beside_the_live_version_until_promoted() {
     assert_eq!(now.meta.id, "v2");
     assert_eq!(now.meta.model_id, "hashing/hashing-v2/64");
     // A query in flight on v1 still completes.
-    assert!(!held.search(Query::Text("billing"), 3, &BTreeMap::new(), 64).unwrap().is_empty());
+    assert!(
+        !held
+            .search(Query::Text("billing"), 3, &BTreeMap::new(), 64)
+            .unwrap()
+            .is_empty()
+    );
 
     // A vector from the other model is refused, even though dims match.
     let v1_vector = held.query_vector(Query::Text("billing refund")).unwrap();
     let err = now
         .search(
-            Query::Vector { values: &v1_vector, model: &held.meta.model_id },
+            Query::Vector {
+                values: &v1_vector,
+                model: &held.meta.model_id,
+            },
             3,
             &BTreeMap::new(),
             64,
@@ -182,8 +211,46 @@ fn bad_documents_name_file_and_line() {
         "{\"doc_id\": \"a\", \"text\": \"x\", \"updated_at\": \"2026-01-01T00:00:00Z\"}\n{\"doc_id\": \"b\", \"text\": \"y\"}\n",
     )
     .unwrap();
-    let err = store(dir.path()).sync(dir.path(), &spec("hashing-v1")).unwrap_err();
+    let err = store(dir.path())
+        .sync(dir.path(), &spec("hashing-v1"))
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("a.jsonl:2") && msg.contains("updated_at"), "{msg}");
-    assert!(store(dir.path()).manifest("help").is_err(), "nothing written");
+    assert!(
+        msg.contains("a.jsonl:2") && msg.contains("updated_at"),
+        "{msg}"
+    );
+    assert!(
+        store(dir.path()).manifest("help").is_err(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn markdown_documents_are_ids_by_path_with_their_title_as_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("md/guides")).unwrap();
+    std::fs::write(
+        dir.path().join("md/guides/refunds.md"),
+        "# Refunds\n\nHow to get a refund for a card payment.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("md/login.md"),
+        "# Login\n\nReset a forgotten password.\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("md/notes.txt"), "not a markdown file").unwrap();
+    let mut s = spec("hashing-v1");
+    s.source.path = "md".into();
+    s.source.format = asof_core::spec::DocumentFormat::Markdown;
+    let store = store(dir.path());
+    let r = store.sync(dir.path(), &s).unwrap();
+    assert_eq!(r.versions[0].documents, 2);
+    let hits = LiveIndexes::new(store)
+        .get("help", None)
+        .unwrap()
+        .search(Query::Text("refund card payment"), 1, &BTreeMap::new(), 64)
+        .unwrap();
+    assert_eq!(hits[0].doc_id, "guides/refunds");
+    assert_eq!(hits[0].metadata["title"], "Refunds");
 }

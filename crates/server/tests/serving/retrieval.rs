@@ -40,8 +40,12 @@ async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
         redis.url()
     ));
     let store = fx.store().await;
-    fx.materialize(store.as_ref(), fx.data_end - 40 * 86_400_000_000_000, fx.data_end)
-        .await;
+    fx.materialize(
+        store.as_ref(),
+        fx.data_end - 40 * 86_400_000_000_000,
+        fx.data_end,
+    )
+    .await;
     let registry = fx.registry();
     let spec = registry.document_indexes[INDEX].spec.clone();
     let indexes = IndexStore::new(fx.repo().config.index_path(&fx.dir));
@@ -58,19 +62,34 @@ async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((found.version.as_str(), found.model.as_str()), ("v1", "hashing/hashing-v1/256"));
+    assert_eq!(
+        (found.version.as_str(), found.model.as_str()),
+        ("v1", "hashing/hashing-v1/256")
+    );
     assert_eq!(found.hits.len(), 5);
-    assert!(found.hits.iter().all(|h| h.doc_id.starts_with("payments-")), "{:?}", found.hits);
+    assert!(
+        found.hits.iter().all(|h| h.doc_id.starts_with("payments-")),
+        "{:?}",
+        found.hits
+    );
     assert!(found.hits.windows(2).all(|w| w[0].score >= w[1].score));
 
     // Filters apply inside the search.
     let mut filtered = text_search("refund invoice card payment", 5);
     filtered.filters.insert("topic".into(), "trips".into());
-    let hits = client.search_documents(filtered).await.unwrap().into_inner().hits;
+    let hits = client
+        .search_documents(filtered)
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
     assert!(!hits.is_empty() && hits.iter().all(|h| h.metadata["topic"] == "trips"));
 
     let mut request_ids = Vec::new();
-    for (i, q) in ["refund card", "password reset login", "driver pickup route"].iter().enumerate() {
+    for (i, q) in ["refund card", "password reset login", "driver pickup route"]
+        .iter()
+        .enumerate()
+    {
         let resp = client
             .retrieve_and_rank(RetrieveAndRankRequest {
                 index: INDEX.into(),
@@ -90,21 +109,29 @@ async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
         let doc_ids: Vec<_> = resp
             .hits
             .iter()
-            .map(|h| asof_server::convert::to_proto(&asof_core::value::Value::String(h.doc_id.clone())))
+            .map(|h| {
+                asof_server::convert::to_proto(&asof_core::value::Value::String(h.doc_id.clone()))
+            })
             .collect();
         let direct = client
             .get_online_features(GetOnlineFeaturesRequest {
                 kind: Some(Kind::Features(FeatureList {
                     features: FEATURES.iter().map(|s| s.to_string()).collect(),
                 })),
-                entities: HashMap::from([("doc_id".to_string(), RepeatedValue { values: doc_ids })]),
+                entities: HashMap::from([(
+                    "doc_id".to_string(),
+                    RepeatedValue { values: doc_ids },
+                )]),
                 full_feature_names: false,
                 as_of: None,
             })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(features.results[0].values, direct.results[0].values, "doc ids in hit order");
+        assert_eq!(
+            features.results[0].values, direct.results[0].values,
+            "doc ids in hit order"
+        );
         for col in 1..3 {
             assert_eq!(features.results[col].values, direct.results[col].values);
             assert!(
@@ -139,11 +166,15 @@ async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
     assert_eq!(offline_pop.null_count() + offline_clicks.null_count(), 0);
     assert_eq!(
         offline_pop.as_primitive::<Float64Type>().values(),
-        col("served__document_stats__popularity").as_primitive::<Float64Type>().values()
+        col("served__document_stats__popularity")
+            .as_primitive::<Float64Type>()
+            .values()
     );
     assert_eq!(
         offline_clicks.as_primitive::<Int64Type>().values(),
-        col("served__document_stats__clicks_7d").as_primitive::<Int64Type>().values()
+        col("served__document_stats__clicks_7d")
+            .as_primitive::<Int64Type>()
+            .values()
     );
 }
 
@@ -171,17 +202,34 @@ async fn bad_queries_get_invalid_argument_and_deletes_and_promotes_apply_at_once
     };
     let s = status(client.search_documents(wrong_model).await);
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("hashing/hashing-v1/256"), "{}", s.message());
+    assert!(
+        s.message().contains("hashing/hashing-v1/256"),
+        "{}",
+        s.message()
+    );
     let mut unknown = text_search("x", 3);
     unknown.index = "help_article".into();
     let s = status(client.search_documents(unknown).await);
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("did you mean `help_articles`"), "{}", s.message());
+    assert!(
+        s.message().contains("did you mean `help_articles`"),
+        "{}",
+        s.message()
+    );
     let mut huge = text_search("x", 3);
     huge.k = 1_000_000;
-    assert_eq!(status(client.search_documents(huge).await).code(), Code::InvalidArgument);
-    let no_query = SearchDocumentsRequest { index: INDEX.into(), ..Default::default() };
-    assert_eq!(status(client.search_documents(no_query).await).code(), Code::InvalidArgument);
+    assert_eq!(
+        status(client.search_documents(huge).await).code(),
+        Code::InvalidArgument
+    );
+    let no_query = SearchDocumentsRequest {
+        index: INDEX.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        status(client.search_documents(no_query).await).code(),
+        Code::InvalidArgument
+    );
     let wrong_view = RetrieveAndRankRequest {
         index: INDEX.into(),
         query: Some(retrieve_and_rank_request::Query::Text("card".into())),
@@ -194,7 +242,14 @@ async fn bad_queries_get_invalid_argument_and_deletes_and_promotes_apply_at_once
 
     // Delete the best match for a query from the corpus and re-sync while the server runs.
     let query = "refund invoice card payment";
-    let top = client.search_documents(text_search(query, 1)).await.unwrap().into_inner().hits[0].doc_id.clone();
+    let top = client
+        .search_documents(text_search(query, 1))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits[0]
+        .doc_id
+        .clone();
     let path = fx.dir.join("data/docs/help_articles.jsonl");
     let kept: Vec<String> = std::fs::read_to_string(&path)
         .unwrap()
@@ -206,18 +261,51 @@ async fn bad_queries_get_invalid_argument_and_deletes_and_promotes_apply_at_once
     let r = indexes.sync(&fx.dir, &spec).unwrap();
     assert!(r.versions[0].deleted > 0);
     for k in [1, 10, 200] {
-        let hits = client.search_documents(text_search(query, k)).await.unwrap().into_inner().hits;
-        assert!(hits.iter().all(|h| h.doc_id != top), "deleted `{top}` returned at k={k}");
+        let hits = client
+            .search_documents(text_search(query, k))
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        assert!(
+            hits.iter().all(|h| h.doc_id != top),
+            "deleted `{top}` returned at k={k}"
+        );
     }
 
     // A new model builds v2 beside v1; the server answers from v1 until the promote.
     spec.embedding.model = "hashing-v2".into();
     indexes.sync(&fx.dir, &spec).unwrap();
-    let version = |r: tonic::Response<asof_server::proto::v1::SearchDocumentsResponse>| r.into_inner().version;
-    assert_eq!(version(client.search_documents(text_search(query, 3)).await.unwrap()), "v1");
+    let version = |r: tonic::Response<asof_server::proto::v1::SearchDocumentsResponse>| {
+        r.into_inner().version
+    };
+    assert_eq!(
+        version(
+            client
+                .search_documents(text_search(query, 3))
+                .await
+                .unwrap()
+        ),
+        "v1"
+    );
     indexes.promote(INDEX, "v2").unwrap();
-    let resp = client.search_documents(text_search(query, 3)).await.unwrap().into_inner();
-    assert_eq!((resp.version.as_str(), resp.model.as_str()), ("v2", "hashing/hashing-v2/256"));
+    let resp = client
+        .search_documents(text_search(query, 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (resp.version.as_str(), resp.model.as_str()),
+        ("v2", "hashing/hashing-v2/256")
+    );
     indexes.rollback(INDEX).unwrap();
-    assert_eq!(version(client.search_documents(text_search(query, 3)).await.unwrap()), "v1");
+    assert_eq!(
+        version(
+            client
+                .search_documents(text_search(query, 3))
+                .await
+                .unwrap()
+        ),
+        "v1"
+    );
 }

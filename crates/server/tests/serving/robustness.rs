@@ -114,7 +114,11 @@ async fn bad_requests_are_invalid_argument_and_serving_goes_on() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(views.feature_views.len(), 2);
+    assert_eq!(
+        views.feature_views.len(),
+        3,
+        "drivers, customers and documents"
+    );
 }
 
 fn push(ts_ns: i64, rate: f32) -> PushFeaturesRequest {
