@@ -207,7 +207,7 @@ fn status(m: &Manifest, format: OutputFormat) -> Result<()> {
     );
     for v in m.versions.values() {
         println!(
-            "  {:<5} {:<5} {:<36} chunker {} ({} tokens, overlap {}), {:?}: {} documents, {} chunks, {} tombstones; built {}, synced {}",
+            "  {:<5} {:<5} {:<36} chunker {} ({} tokens, overlap {}), {}: {} documents, {} chunks, {} tombstones; built {}, synced {}",
             v.id,
             if m.live.as_deref() == Some(v.id.as_str()) {
                 "live"
@@ -218,7 +218,7 @@ fn status(m: &Manifest, format: OutputFormat) -> Result<()> {
             v.chunking.version,
             v.chunking.max_tokens,
             v.chunking.overlap,
-            v.metric,
+            serde_json::to_value(v.metric)?.as_str().unwrap_or("?"),
             thousands(v.documents as u64),
             thousands(v.points as u64),
             v.tombstones(),

@@ -66,7 +66,7 @@ const TOMBSTONE: u32 = u32::MAX;
 
 impl LoadedVersion {
     pub fn load(store: &IndexStore, index: &str, meta: &VersionMeta) -> RetrievalResult<Self> {
-        let (points, graph) = if meta.generation == 0 {
+        let (points, graph) = if meta.generation == 0 || meta.graph_points == 0 {
             (Vec::new(), None)
         } else {
             let gdir = store

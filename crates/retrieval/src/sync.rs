@@ -352,7 +352,10 @@ fn sync_version(
     }
     std::fs::create_dir_all(&tmp).map_err(|e| RetrievalError::io(&tmp, e))?;
     write_points(&tmp, &points, &vectors)?;
-    graph.dump(&tmp)?;
+    // An empty corpus has no graph to dump (hnsw_rs cannot dump one); `graph_points == 0` says so.
+    if !graph.is_empty() {
+        graph.dump(&tmp)?;
+    }
     if target.exists() {
         // Left by a sync that died between the rename and the manifest write: never live.
         std::fs::remove_dir_all(&target).map_err(|e| RetrievalError::io(&target, e))?;

@@ -254,3 +254,21 @@ fn markdown_documents_are_ids_by_path_with_their_title_as_metadata() {
     assert_eq!(hits[0].doc_id, "guides/refunds");
     assert_eq!(hits[0].metadata["title"], "Refunds");
 }
+
+#[test]
+fn an_empty_corpus_syncs_and_searches_to_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_docs(dir.path(), &[], T0);
+    let s = store(dir.path());
+    s.sync(dir.path(), &spec("hashing-v1")).unwrap();
+    assert!(search_docs(&LiveIndexes::new(s.clone()), "anything", 5).is_empty());
+    // Fill it, then empty it again: every document deleted.
+    write_docs(dir.path(), &corpus(3), T0);
+    s.sync(dir.path(), &spec("hashing-v1")).unwrap();
+    let live = LiveIndexes::new(s.clone());
+    assert_eq!(search_docs(&live, "billing", 5).len(), 5);
+    write_docs(dir.path(), &[], T0);
+    let r = s.sync(dir.path(), &spec("hashing-v1")).unwrap();
+    assert!(r.versions[0].deleted > 0);
+    assert!(search_docs(&live, "billing", 5).is_empty());
+}
