@@ -20,8 +20,6 @@ pub enum RetrievalError {
     },
     #[error("embedder `{model}`: {message}")]
     Embedder { model: String, message: String },
-    #[error("unknown document index `{0}`{1}")]
-    UnknownIndex(String, String),
     #[error("document index `{index}` has no version `{version}`{hint}")]
     UnknownVersion {
         index: String,

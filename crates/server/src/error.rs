@@ -33,10 +33,9 @@ impl From<ServerError> for tonic::Status {
             ServerError::Retrieval(r) => {
                 use asof_retrieval::RetrievalError as R;
                 match r {
-                    R::ModelMismatch { .. }
-                    | R::Query(_)
-                    | R::UnknownVersion { .. }
-                    | R::UnknownIndex(..) => tonic::Status::invalid_argument(e.to_string()),
+                    R::ModelMismatch { .. } | R::Query(_) | R::UnknownVersion { .. } => {
+                        tonic::Status::invalid_argument(e.to_string())
+                    }
                     R::NotSynced(_) => tonic::Status::failed_precondition(e.to_string()),
                     // A remote embedder that failed after its retries: try again later.
                     R::Embedder { .. } => tonic::Status::unavailable(e.to_string()),
