@@ -334,3 +334,69 @@ impl Marks {
 thread_local! {
     static VISITED: std::cell::RefCell<Marks> = std::cell::RefCell::new(Marks::default());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::normalize;
+
+    fn data(n: usize, dims: usize) -> Vec<Vec<f32>> {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        (0..n)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..dims)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x % 2000) as f32 / 1000.0 - 1.0
+                    })
+                    .collect();
+                normalize(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    fn exact(base: &[Vec<f32>], q: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut all: Vec<(f32, usize)> = base
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i * 10))
+            .map(|(i, v)| (1.0 - crate::graph::dot(q, v), i * 10))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        all.into_iter().take(k).map(|(_, id)| id).collect()
+    }
+
+    #[test]
+    fn a_wide_search_finds_the_exact_neighbours_with_and_without_a_filter() {
+        let dims = 24;
+        let base = data(600, dims);
+        let graph = Graph::new(Metric::Cosine, base.len());
+        // Sparse ids, as after tombstones: the frozen copy must map them back.
+        let points: Vec<(&[f32], usize)> = base
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_slice(), i * 10))
+            .collect();
+        graph.insert(&points);
+        let frozen = FrozenGraph::freeze(&graph, dims);
+        assert_eq!(frozen.len(), 600);
+        let even = |id: usize| (id / 10) % 2 == 0;
+        for q in data(20, dims) {
+            let found: Vec<usize> = frozen
+                .search(&q, 10, 600, None)
+                .into_iter()
+                .map(|x| x.0)
+                .collect();
+            assert_eq!(found, exact(&base, &q, 10, |_| true));
+            let filtered: Vec<usize> = frozen
+                .search(&q, 10, 600, Some(&even))
+                .into_iter()
+                .map(|x| x.0)
+                .collect();
+            assert_eq!(filtered, exact(&base, &q, 10, even));
+        }
+    }
+}
