@@ -383,7 +383,7 @@ mod tests {
         graph.insert(&points);
         let frozen = FrozenGraph::freeze(&graph, dims);
         assert_eq!(frozen.len(), 600);
-        let even = |id: usize| (id / 10) % 2 == 0;
+        let even = |id: usize| (id / 10).is_multiple_of(2);
         for q in data(20, dims) {
             let found: Vec<usize> = frozen
                 .search(&q, 10, 600, None)
