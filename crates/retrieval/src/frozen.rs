@@ -16,6 +16,7 @@ use hnsw_rs::prelude::Hnsw;
 
 use pulp::{Arch, Simd, WithSimd};
 
+use crate::distance::distance_with;
 use crate::graph::{Graph, SquaredL2, UnitCosine};
 
 /// A distance and an internal point index, ordered by distance (ties by index, for determinism).
@@ -140,31 +141,10 @@ impl FrozenGraph {
         self.ids.is_empty()
     }
 
-    /// The distance from `q` to point `i`, in the SIMD width `simd` offers (AVX2+FMA where the
-    /// CPU has it, chosen at run time by `pulp`).
     #[inline(always)]
     fn distance<S: Simd>(&self, simd: S, q: &[f32], i: u32) -> f32 {
         let v = &self.vectors[i as usize * self.dims..(i as usize + 1) * self.dims];
-        let (qh, qt) = S::as_simd_f32s(q);
-        let (vh, vt) = S::as_simd_f32s(v);
-        let mut acc = simd.splat_f32s(0.0);
-        match self.metric {
-            Metric::Cosine => {
-                for (x, y) in qh.iter().zip(vh) {
-                    acc = simd.mul_add_f32s(*x, *y, acc);
-                }
-                let tail: f32 = qt.iter().zip(vt).map(|(x, y)| x * y).sum();
-                (1.0 - simd.reduce_sum_f32s(acc) - tail).max(0.0)
-            }
-            Metric::L2 => {
-                for (x, y) in qh.iter().zip(vh) {
-                    let d = simd.sub_f32s(*x, *y);
-                    acc = simd.mul_add_f32s(d, d, acc);
-                }
-                let tail: f32 = qt.iter().zip(vt).map(|(x, y)| (x - y) * (x - y)).sum();
-                simd.reduce_sum_f32s(acc) + tail
-            }
-        }
+        distance_with(simd, self.metric, q, v)
     }
 
     fn neighbours(&self, i: u32, layer: usize) -> &[u32] {
@@ -363,7 +343,7 @@ mod tests {
             .iter()
             .enumerate()
             .filter(|(i, _)| keep(*i * 10))
-            .map(|(i, v)| (1.0 - crate::graph::dot(q, v), i * 10))
+            .map(|(i, v)| (crate::distance::distance(Metric::Cosine, q, v), i * 10))
             .collect();
         all.sort_by(|a, b| a.0.total_cmp(&b.0));
         all.into_iter().take(k).map(|(_, id)| id).collect()

@@ -10,6 +10,7 @@ use std::path::Path;
 use asof_core::spec::Metric;
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
+use crate::distance::distance;
 use crate::error::{RetrievalError, RetrievalResult};
 
 /// Neighbours kept per node: 16 is the usual balance of recall, memory and build time.
@@ -18,60 +19,24 @@ pub const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYERS: usize = 16;
 const BASENAME: &str = "graph";
 
-/// Cosine distance over unit vectors (`1 - a.b`, clamped at 0). hnsw_rs's `DistDot` asserts
-/// `a.b <= 1`, which rounding breaks for near-identical vectors; this never panics.
+/// Cosine distance over unit vectors, for hnsw_rs ([`crate::distance`]). hnsw_rs's `DistDot`
+/// asserts `a.b <= 1`, which rounding breaks for near-identical vectors; this never panics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct UnitCosine;
 
-/// Squared Euclidean distance: same order as L2, without the square root.
+/// Squared Euclidean distance, for hnsw_rs ([`crate::distance`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SquaredL2;
 
-/// A dot product written with 16 independent accumulators over fixed-size blocks, so the compiler
-/// vectorizes it without bounds checks.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        let x: &[f32; 16] = x.try_into().expect("16 floats");
-        let y: &[f32; 16] = y.try_into().expect("16 floats");
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 impl Distance<f32> for UnitCosine {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
+        distance(Metric::Cosine, a, b)
     }
 }
 
 impl Distance<f32> for SquaredL2 {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0.0f32; 8];
-        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-        let tail: f32 = ca
-            .remainder()
-            .iter()
-            .zip(cb.remainder())
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum();
-        for (x, y) in ca.zip(cb) {
-            for i in 0..8 {
-                let d = x[i] - y[i];
-                acc[i] += d * d;
-            }
-        }
-        acc.iter().sum::<f32>() + tail
+        distance(Metric::L2, a, b)
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod chunker;
+pub mod distance;
 pub mod document;
 pub mod embed;
 pub mod error;
