@@ -12,11 +12,10 @@ use asof_retrieval::{Hit, LiveIndexes, LoadedVersion, Query, RetrievalError};
 
 use crate::convert::{from_proto, timestamp};
 use crate::error::{ServerError, ServerResult};
-use crate::proto::v1::get_online_features_request::Kind as FeaturesKind;
 use crate::proto::v1::{
-    DocumentHit, FeatureList, GetOnlineFeaturesRequest, QueryVector, RepeatedValue,
-    RetrieveAndRankRequest, RetrieveAndRankResponse, SearchDocumentsRequest,
-    SearchDocumentsResponse, retrieve_and_rank_request, search_documents_request,
+    DocumentHit, QueryVector, RepeatedValue, RetrieveAndRankRequest, RetrieveAndRankResponse,
+    SearchDocumentsRequest, SearchDocumentsResponse, retrieve_and_rank_request,
+    search_documents_request,
 };
 use crate::retrieval_log::{LoggedHit, LoggedRequest};
 use crate::service::Serving;
@@ -32,7 +31,31 @@ enum OwnedQuery {
     Vector(QueryVector),
 }
 
+impl From<search_documents_request::Query> for OwnedQuery {
+    fn from(q: search_documents_request::Query) -> Self {
+        match q {
+            search_documents_request::Query::Text(t) => OwnedQuery::Text(t),
+            search_documents_request::Query::Vector(v) => OwnedQuery::Vector(v),
+        }
+    }
+}
+
+impl From<retrieve_and_rank_request::Query> for OwnedQuery {
+    fn from(q: retrieve_and_rank_request::Query) -> Self {
+        match q {
+            retrieve_and_rank_request::Query::Text(t) => OwnedQuery::Text(t),
+            retrieve_and_rank_request::Query::Vector(v) => OwnedQuery::Vector(v),
+        }
+    }
+}
+
 impl OwnedQuery {
+    /// The request's query, which both RPCs require.
+    fn required(q: Option<impl Into<OwnedQuery>>) -> ServerResult<OwnedQuery> {
+        q.map(Into::into)
+            .ok_or_else(|| ServerError::InvalidArgument("give query `text` or a `vector`".into()))
+    }
+
     fn as_query(&self) -> Query<'_> {
         match self {
             OwnedQuery::Text(t) => Query::Text(t),
@@ -139,15 +162,7 @@ impl Serving {
         req: SearchDocumentsRequest,
     ) -> ServerResult<SearchDocumentsResponse> {
         self.index_spec(&req.index)?;
-        let query = match req.query {
-            Some(search_documents_request::Query::Text(t)) => OwnedQuery::Text(t),
-            Some(search_documents_request::Query::Vector(v)) => OwnedQuery::Vector(v),
-            None => {
-                return Err(ServerError::InvalidArgument(
-                    "give query `text` or a `vector`".into(),
-                ));
-            }
-        };
+        let query = OwnedQuery::required(req.query)?;
         let filters = req.filters.into_iter().collect();
         let (v, hits) = self
             .search(&req.index, &req.version, query, k_of(req.k)?, filters)
@@ -197,19 +212,13 @@ impl Serving {
                 v.join_keys.join(", ")
             )));
         }
-        let query = match req.query {
-            Some(retrieve_and_rank_request::Query::Text(t)) => OwnedQuery::Text(t),
-            Some(retrieve_and_rank_request::Query::Vector(v)) => OwnedQuery::Vector(v),
-            None => {
-                return Err(ServerError::InvalidArgument(
-                    "give query `text` or a `vector`".into(),
-                ));
-            }
-        };
+        let query = OwnedQuery::required(req.query)?;
         let query_text = query.text();
         let as_of = req
             .as_of
-            .unwrap_or_else(|| timestamp(time::to_nanos(chrono::Utc::now())));
+            .as_ref()
+            .map(crate::convert::nanos)
+            .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
         let (v, hits) = self
             .search(
                 &req.index,
@@ -225,14 +234,8 @@ impl Serving {
             .iter()
             .map(|h| crate::convert::to_proto(&asof_core::value::Value::String(h.doc_id.clone())))
             .collect();
-        let features = self
-            .get_online_features(GetOnlineFeaturesRequest {
-                kind: Some(FeaturesKind::Features(FeatureList { features: refs })),
-                entities: [(join_key.clone(), RepeatedValue { values: doc_ids })].into(),
-                full_feature_names: req.full_feature_names,
-                as_of: Some(as_of),
-            })
-            .await?;
+        let entities = [(join_key.clone(), RepeatedValue { values: doc_ids })].into();
+        let features = self.online_features(&resolved, &entities, as_of).await?;
         let request_id = if req.request_id.is_empty() {
             new_request_id()
         } else {
@@ -273,7 +276,7 @@ impl Serving {
                 .collect();
             log.record(LoggedRequest {
                 request_id: request_id.clone(),
-                as_of: crate::convert::nanos(&as_of),
+                as_of,
                 index: spec.name.clone(),
                 version: v.meta.id.clone(),
                 model: v.meta.model_id.clone(),

@@ -191,7 +191,18 @@ impl Serving {
             .as_ref()
             .map(nanos)
             .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
-        let (n, key_names, keys) = Self::entity_columns(&request, &req.entities)?;
+        self.online_features(&request, &req.entities, as_of).await
+    }
+
+    /// `GetOnlineFeatures` for a request already resolved (`RetrieveAndRank` resolves its features
+    /// before searching, to reject bad ones without embedding).
+    pub(crate) async fn online_features(
+        &self,
+        request: &FeatureRequest,
+        entities: &HashMap<String, crate::proto::v1::RepeatedValue>,
+        as_of: i64,
+    ) -> ServerResult<GetOnlineFeaturesResponse> {
+        let (n, key_names, keys) = Self::entity_columns(request, entities)?;
 
         // One store key per (view, row); absent keys (null entity values) are never looked up.
         let mut lookups: Vec<Vec<u8>> = Vec::with_capacity(n * request.views.len());
@@ -228,7 +239,7 @@ impl Serving {
         let mut names = key_names.clone();
         let mut results = Vec::with_capacity(key_names.len() + request.columns.len());
         for k in &key_names {
-            let values = req.entities[k].values.clone();
+            let values = entities[k].values.clone();
             results.push(FeatureVector {
                 statuses: vec![FieldStatus::Present as i32; values.len()],
                 event_timestamps: vec![Default::default(); values.len()],
