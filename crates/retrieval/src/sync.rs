@@ -175,6 +175,8 @@ fn load_current(dir: &IndexDir, meta: &VersionMeta) -> RetrievalResult<Current> 
 struct Planned<'d> {
     chunk_id: String,
     text: String,
+    /// [`content_hash`] of `text`.
+    hash: String,
     doc: &'d Document,
     /// The point it replaces or refreshes, if any.
     previous: Option<usize>,
@@ -231,6 +233,7 @@ fn sync_version(
             let planned = |previous| Planned {
                 chunk_id: c.chunk_id.clone(),
                 text: c.text.clone(),
+                hash: hash.clone(),
                 doc,
                 previous,
             };
@@ -304,7 +307,7 @@ fn sync_version(
             chunk_id: f.chunk_id.clone(),
             doc_id: f.doc.doc_id.clone(),
             doc_version: f.doc.version.clone(),
-            content_hash: content_hash(&f.text),
+            content_hash: f.hash.clone(),
             indexed_at: now,
             text: f.text.clone(),
             metadata: f.doc.metadata.clone(),

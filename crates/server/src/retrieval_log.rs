@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use asof_core::DType;
 use asof_core::value::Value;
-use asof_offline::arrow_types::{arrow_type, values_to_array};
+use asof_offline::arrow_types::values_to_array;
 use asof_offline::output::write_table;
 use datafusion::arrow::array::TimestampNanosecondArray;
 use datafusion::arrow::array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{Field, Schema};
 
 use crate::error::{ServerError, ServerResult};
 
@@ -139,64 +138,44 @@ fn to_batch(
             hits().map(|(r, h)| f(r, h)).collect::<Vec<_>>(),
         ))
     };
-    let mut fields = vec![
-        Field::new(
-            "request_id",
-            datafusion::arrow::datatypes::DataType::Utf8,
+    // Each column beside its name; types come from the arrays (features: their dtype's type).
+    let mut columns: Vec<(&str, ArrayRef, bool)> = vec![
+        ("request_id", strings(&|r, _| r.request_id.clone()), false),
+        (
+            "event_timestamp",
+            Arc::new(
+                TimestampNanosecondArray::from(hits().map(|(r, _)| r.as_of).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
             false,
         ),
-        Field::new("event_timestamp", arrow_type(&DType::Timestamp), false),
-        Field::new(
-            join_key,
-            datafusion::arrow::datatypes::DataType::Utf8,
+        (join_key, strings(&|_, h| h.doc_id.clone()), false),
+        (
+            "rank",
+            Arc::new(Int32Array::from(
+                hits().map(|(_, h)| h.rank).collect::<Vec<_>>(),
+            )),
             false,
         ),
-        Field::new("rank", datafusion::arrow::datatypes::DataType::Int32, false),
-        Field::new(
+        (
             "score",
-            datafusion::arrow::datatypes::DataType::Float32,
+            Arc::new(Float32Array::from(
+                hits().map(|(_, h)| h.score).collect::<Vec<_>>(),
+            )),
             false,
         ),
-        Field::new(
-            "chunk_id",
-            datafusion::arrow::datatypes::DataType::Utf8,
-            false,
-        ),
-        Field::new("index", datafusion::arrow::datatypes::DataType::Utf8, false),
-        Field::new(
-            "version",
-            datafusion::arrow::datatypes::DataType::Utf8,
-            false,
-        ),
-        Field::new("model", datafusion::arrow::datatypes::DataType::Utf8, false),
-        Field::new("query", datafusion::arrow::datatypes::DataType::Utf8, false),
-    ];
-    let mut columns: Vec<ArrayRef> = vec![
-        strings(&|r, _| r.request_id.clone()),
-        Arc::new(
-            TimestampNanosecondArray::from(hits().map(|(r, _)| r.as_of).collect::<Vec<_>>())
-                .with_timezone("UTC"),
-        ),
-        strings(&|_, h| h.doc_id.clone()),
-        Arc::new(Int32Array::from(
-            hits().map(|(_, h)| h.rank).collect::<Vec<_>>(),
-        )),
-        Arc::new(Float32Array::from(
-            hits().map(|(_, h)| h.score).collect::<Vec<_>>(),
-        )),
-        strings(&|_, h| h.chunk_id.clone()),
-        strings(&|r, _| r.index.clone()),
-        strings(&|r, _| r.version.clone()),
-        strings(&|r, _| r.model.clone()),
-        strings(&|r, _| r.query.clone()),
+        ("chunk_id", strings(&|_, h| h.chunk_id.clone()), false),
+        ("index", strings(&|r, _| r.index.clone()), false),
+        ("version", strings(&|r, _| r.version.clone()), false),
+        ("model", strings(&|r, _| r.model.clone()), false),
+        ("query", strings(&|r, _| r.query.clone()), false),
     ];
     for (i, (name, dtype)) in features.iter().enumerate() {
         let values: Vec<Value> = hits()
             .map(|(_, h)| h.features.get(i).cloned().unwrap_or(Value::Null))
             .collect();
-        fields.push(Field::new(name, arrow_type(dtype), true));
-        columns.push(values_to_array(dtype, &values)?);
+        columns.push((name, values_to_array(dtype, &values)?, true));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    RecordBatch::try_from_iter_with_nullable(columns)
         .map_err(|e| ServerError::Transport(format!("building the retrieval log: {e}")))
 }
