@@ -102,9 +102,4 @@ impl LiveIndexes {
         st.loaded.insert(id, Arc::clone(&loaded));
         Ok(loaded)
     }
-
-    /// The manifest as last read.
-    pub fn manifest(&self, index: &str) -> RetrievalResult<Manifest> {
-        self.store.manifest(index)
-    }
 }

@@ -32,12 +32,11 @@ pub fn embedder_for(spec: &Embedding) -> RetrievalResult<Box<dyn Embedder>> {
     })
 }
 
-/// Wraps an embedder to count its calls and texts: the sync report's "embedder calls" is this
-/// count, so "zero calls on an unchanged corpus" is observed, not inferred.
+/// Wraps an embedder to count its calls: the sync report's "embedder calls" is this count, so
+/// "zero calls on an unchanged corpus" is observed, not inferred.
 pub struct Counting<'a> {
     inner: &'a dyn Embedder,
     calls: AtomicUsize,
-    texts: AtomicUsize,
 }
 
 impl std::fmt::Debug for Counting<'_> {
@@ -54,16 +53,11 @@ impl<'a> Counting<'a> {
         Counting {
             inner,
             calls: AtomicUsize::new(0),
-            texts: AtomicUsize::new(0),
         }
     }
 
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)
-    }
-
-    pub fn texts(&self) -> usize {
-        self.texts.load(Ordering::Relaxed)
     }
 
     pub fn inner(&self) -> &dyn Embedder {
@@ -72,7 +66,6 @@ impl<'a> Counting<'a> {
 
     pub fn embed(&self, texts: &[&str]) -> RetrievalResult<Vec<Vec<f32>>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.texts.fetch_add(texts.len(), Ordering::Relaxed);
         self.inner.embed(texts)
     }
 }
