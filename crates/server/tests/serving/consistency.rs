@@ -192,10 +192,7 @@ async fn check_consistency(fx: &Fixture) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_equals_offline_on_redis() {
     let redis = RedisServer::start();
-    let fx = Fixture::new(&format!(
-        "online_store: {{type: redis, connection_string: \"{}\"}}",
-        redis.url()
-    ));
+    let fx = Fixture::on_redis(&redis);
     check_consistency(&fx).await;
 }
 

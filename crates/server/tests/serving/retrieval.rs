@@ -35,10 +35,7 @@ fn text_search(text: &str, k: u32) -> SearchDocumentsRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
     let redis = RedisServer::start();
-    let fx = Fixture::new(&format!(
-        "online_store: {{type: redis, connection_string: \"{}\"}}",
-        redis.url()
-    ));
+    let fx = Fixture::on_redis(&redis);
     let store = fx.store().await;
     fx.materialize(
         store.as_ref(),

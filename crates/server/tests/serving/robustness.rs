@@ -195,10 +195,7 @@ async fn pushes_never_regress(fx: &Fixture) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_never_regress_on_redis() {
     let redis = RedisServer::start();
-    let fx = Fixture::new(&format!(
-        "online_store: {{type: redis, connection_string: \"{}\"}}",
-        redis.url()
-    ));
+    let fx = Fixture::on_redis(&redis);
     pushes_never_regress(&fx).await;
 }
 
@@ -212,10 +209,7 @@ async fn pushes_never_regress_on_the_embedded_store() {
 async fn redis_outage_is_unavailable_then_recovers_and_view_data_can_be_deleted() {
     let mut redis = RedisServer::start();
     let port = redis.port;
-    let fx = Fixture::new(&format!(
-        "online_store: {{type: redis, connection_string: \"{}\"}}",
-        redis.url()
-    ));
+    let fx = Fixture::on_redis(&redis);
     let store = fx.store().await;
     fx.materialize(
         store.as_ref(),
@@ -278,10 +272,7 @@ async fn redis_outage_is_unavailable_then_recovers_and_view_data_can_be_deleted(
 async fn one_write_call_mixes_newer_older_and_new_keys_on_redis() {
     use asof_core::value::{StoredRow, Value as V};
     let redis = RedisServer::start();
-    let fx = Fixture::new(&format!(
-        "online_store: {{type: redis, connection_string: \"{}\"}}",
-        redis.url()
-    ));
+    let fx = Fixture::on_redis(&redis);
     let store = fx.store().await;
     let row = |ts: i64, created: Option<i64>| {
         StoredRow {

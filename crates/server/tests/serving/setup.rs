@@ -51,6 +51,14 @@ impl Fixture {
         }
     }
 
+    /// The quickstart repo on the Redis of `redis`.
+    pub fn on_redis(redis: &crate::redis_server::RedisServer) -> Fixture {
+        Fixture::new(&format!(
+            "online_store: {{type: redis, connection_string: \"{}\"}}",
+            redis.url()
+        ))
+    }
+
     pub fn repo(&self) -> Repo {
         Repo::load(&self.dir).unwrap()
     }
