@@ -17,6 +17,17 @@ pub fn is_known_at(ts: Nanos, as_of: Nanos) -> bool {
     ts <= as_of
 }
 
+/// The earliest read time a row can answer (TTL aside): its event time or, with
+/// `filter_by_created`, the later of its event and created times (absent created: event time).
+/// A row is eligible as of `as_of` exactly when `is_known_at(known_from(..), as_of)`.
+#[inline]
+pub fn known_from(ts: Nanos, created: Option<Nanos>, filter_by_created: bool) -> Nanos {
+    match created {
+        Some(c) if filter_by_created => ts.max(c),
+        _ => ts,
+    }
+}
+
 /// Whether a value with event time `ts` is fresh enough for a read as of `as_of` (TTL, inclusive).
 /// The latest eligible value is checked: if it is too old, every older one is too.
 #[inline]
@@ -83,5 +94,13 @@ mod tests {
         assert!(newer((5, Some(1)), (5, None)));
         assert!(!newer((5, Some(1)), (5, Some(1))));
         assert!(newer((6, None), (5, Some(9))));
+    }
+
+    #[test]
+    fn a_row_is_known_from_its_event_or_created_time() {
+        assert_eq!(known_from(5, Some(9), false), 5);
+        assert_eq!(known_from(5, Some(9), true), 9, "written after the event");
+        assert_eq!(known_from(5, Some(3), true), 5, "created before the event");
+        assert_eq!(known_from(5, None, true), 5);
     }
 }

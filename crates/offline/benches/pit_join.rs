@@ -1,4 +1,4 @@
-//! Criterion: the point-in-time join kernel (scan + exchange + sort + PitJoinExec) on seeded
+//! Criterion: the point-in-time join kernel (Parquet scan + PitJoinExec) on seeded
 //! in-memory-sized data written to Parquet once per size.
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! asof's offline store: point-in-time correct training sets over Parquet, on DataFusion.
 //!
 //! The join is [`pit_join::PitJoinExec`], a custom `ExecutionPlan` (DataFusion 55 has no ASOF join);
-//! [`store::OfflineStore`] plans it per feature view and restores the entity table's row order.
+//! [`store::OfflineStore`] plans it per feature view and assembles the views' columns.
 
 pub mod arrow_types;
 pub mod audit;

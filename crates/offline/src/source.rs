@@ -111,7 +111,7 @@ pub async fn scan_view(
         filter = filter.and(ident(ts_col).gt_eq(bound_literal(min, &ts_type)));
     }
     let mut select: Vec<Expr> = view.join_keys.iter().map(ident).collect();
-    select.push(nanos_expr(ident(ts_col)).alias(FEATURE_TS));
+    select.push(nanos_expr(ident(ts_col), &ts_type).alias(FEATURE_TS));
     if let Some(c) = &view.source.created_timestamp_field {
         let t = field(c)?;
         if !crate::timestamps::is_timestamp_like(&t) {
@@ -121,7 +121,7 @@ pub async fn scan_view(
                 format!("created_timestamp_field `{c}` is {t}, not a timestamp"),
             ));
         }
-        select.push(nanos_expr(ident(c)).alias(FEATURE_CREATED));
+        select.push(nanos_expr(ident(c), &t).alias(FEATURE_CREATED));
     }
     for f in &view.features {
         let col = view.source.column_for_feature(&f.name);

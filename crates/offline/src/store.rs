@@ -1,6 +1,6 @@
 //! The offline store: point-in-time correct training sets, and the latest row per key for
-//! materialization. Both run the same plan: scan the view's source, hash-partition both sides on the
-//! join keys, sort, and [`PitJoinExec`].
+//! materialization. Both run the same plan: the entity rows and a scan of the view's source, joined
+//! by [`PitJoinExec`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,21 +8,12 @@ use std::sync::Arc;
 use asof_core::error::did_you_mean;
 use asof_core::refs::event_timestamp_column_name;
 use asof_core::{FeatureRequest, ResolvedView, pit};
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, UInt64Array,
-};
-use datafusion::arrow::compute::SortOptions;
-use datafusion::arrow::compute::{cast, concat_batches, take};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::ident;
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
-use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{
-    ExecutionPlan, Partitioning, PhysicalExpr, collect_partitioned, displayable,
-};
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::arrow_types::keys_compatible;
@@ -33,7 +24,6 @@ use crate::source::{FEATURE_CREATED, FEATURE_TS, TimeBounds, scan_view, source_e
 use crate::timestamps::{from_nanos, to_nanos};
 
 const ENTITY_TS: &str = "__asof_entity_ts";
-const ROW_ID: &str = "__asof_row_id";
 
 /// Options of a training-set request (the CLI flags of `asof training-set`).
 #[derive(Debug, Clone)]
@@ -78,13 +68,6 @@ impl std::fmt::Debug for OfflineStore {
     }
 }
 
-fn sort_asc() -> SortOptions {
-    SortOptions {
-        descending: false,
-        nulls_first: true,
-    }
-}
-
 impl OfflineStore {
     pub fn new(repo_dir: &Path) -> Self {
         Self::with_batch_size(repo_dir, 8192)
@@ -93,9 +76,18 @@ impl OfflineStore {
     /// A store whose operators work on batches of `batch_size` rows (tests use tiny batches to cross
     /// batch boundaries everywhere).
     pub fn with_batch_size(repo_dir: &Path, batch_size: usize) -> Self {
-        let config = SessionConfig::new()
+        Self::with_tuning(repo_dir, batch_size, None)
+    }
+
+    /// [`Self::with_batch_size`], also setting how many partitions a source is scanned in (the
+    /// join's parallelism; default: one per core).
+    pub fn with_tuning(repo_dir: &Path, batch_size: usize, partitions: Option<usize>) -> Self {
+        let mut config = SessionConfig::new()
             .with_batch_size(batch_size)
             .with_parquet_pruning(true);
+        if let Some(p) = partitions {
+            config = config.with_target_partitions(p.max(1));
+        }
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -106,8 +98,8 @@ impl OfflineStore {
         }
     }
 
-    /// Builds the join plan of one view: `left` is `keys..., __asof_entity_ts, __asof_row_id` with
-    /// key types already equal to the source's.
+    /// Builds the join plan of one view: `left` is `keys..., __asof_entity_ts` with key types
+    /// already equal to the source's. The plan's output keeps `left`'s row order.
     async fn view_plan(
         &self,
         view: &ResolvedView,
@@ -121,27 +113,6 @@ impl OfflineStore {
             .has_column_with_unqualified_name(FEATURE_CREATED);
         let right = right.create_physical_plan().await?;
         let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
-        let n = self.ctx.copied_config().target_partitions().max(1);
-        let exchange = |plan: Arc<dyn ExecutionPlan>,
-                        sort_cols: usize|
-         -> OfflineResult<Arc<dyn ExecutionPlan>> {
-            let schema = plan.schema();
-            let col = |i: usize| {
-                Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>
-            };
-            let hash = Partitioning::Hash((0..k).map(col).collect(), n);
-            let parted = Arc::new(RepartitionExec::try_new(plan, hash)?);
-            let ordering =
-                LexOrdering::new((0..sort_cols).map(|i| PhysicalSortExpr::new(col(i), sort_asc())))
-                    .expect("at least one sort column");
-            Ok(Arc::new(
-                SortExec::new(ordering, parted).with_preserve_partitioning(true),
-            ))
-        };
-        let left = exchange(left, k + 1)?;
-        // Created time is not a sort column: the join keeps the latest (ts, created) among rows with
-        // equal ts whatever their order, and a shorter sort key sorts faster.
-        let right = exchange(right, k + 1)?;
         let options = PitJoinOptions {
             key_count: k,
             left_ts: k,
@@ -153,14 +124,13 @@ impl OfflineStore {
         Ok(Arc::new(PitJoinExec::try_new(left, right, options)?))
     }
 
-    /// The left side of a view's join: the entity keys (cast to the source's key types), the entity
-    /// timestamp in ns, and the row id that restores input order.
+    /// The left side of a view's join: the entity keys (cast to the source's key types) and the
+    /// entity timestamp in ns.
     fn left_batch(
         entities: &EntityTable,
         view: &ResolvedView,
         right_schema: &datafusion::common::DFSchema,
         ts: &Int64Array,
-        row_ids: &ArrayRef,
     ) -> OfflineResult<RecordBatch> {
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
@@ -188,8 +158,6 @@ impl OfflineStore {
         }
         fields.push(Field::new(ENTITY_TS, DataType::Int64, false));
         columns.push(Arc::new(ts.clone()));
-        fields.push(Field::new(ROW_ID, DataType::UInt64, false));
-        columns.push(Arc::clone(row_ids));
         Ok(RecordBatch::try_new(
             Arc::new(Schema::new(fields)),
             columns,
@@ -290,11 +258,10 @@ impl OfflineStore {
         let results = futures::future::try_join_all(
             plans
                 .iter()
-                .map(|(_, plan)| collect_partitioned(Arc::clone(plan), self.ctx.task_ctx())),
+                .map(|(_, plan)| collect(Arc::clone(plan), self.ctx.task_ctx())),
         )
         .await?;
-        for ((view, plan), parts) in plans.iter().zip(results) {
-            let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+        for ((view, plan), batches) in plans.iter().zip(results) {
             let joined = concat_batches(&plan.schema(), &batches)?;
             if joined.num_rows() != n {
                 return Err(OfflineError::Request(format!(
@@ -303,22 +270,7 @@ impl OfflineStore {
                     joined.num_rows()
                 )));
             }
-            // Restore input order: row i of the output is the joined row whose row id is i.
-            let ids = joined
-                .column_by_name(ROW_ID)
-                .expect("row id passes through")
-                .as_primitive::<UInt64Type>();
-            let mut perm = vec![0u32; n];
-            for (i, id) in ids.values().iter().enumerate() {
-                perm[*id as usize] = i as u32;
-            }
-            let perm = UInt32Array::from(perm);
-            let ordered: Vec<ArrayRef> = joined
-                .columns()
-                .iter()
-                .map(|c| take(c, &perm, None))
-                .collect::<Result<_, _>>()?;
-            per_view.push(RecordBatch::try_new(joined.schema(), ordered)?);
+            per_view.push(joined);
         }
         for (vidx, feature, out_name) in &request.columns {
             let b = &per_view[*vidx];
@@ -380,8 +332,6 @@ impl OfflineStore {
         opts: &TrainingSetOptions,
     ) -> OfflineResult<Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>> {
         let ts = Self::check_entities(entities, request, opts)?;
-        let n = entities.num_rows();
-        let row_ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(0..n as u64));
         let (min_t, max_t) = (
             datafusion::arrow::compute::min(&ts),
             datafusion::arrow::compute::max(&ts),
@@ -400,7 +350,7 @@ impl OfflineStore {
                 },
             };
             let right = scan_view(&self.ctx, &self.repo_dir, view, bounds).await?;
-            let left = Self::left_batch(entities, view, right.schema(), &ts, &row_ids)?;
+            let left = Self::left_batch(entities, view, right.schema(), &ts)?;
             let plan = self
                 .view_plan(view, right, left, opts.filter_by_created)
                 .await?;
@@ -461,28 +411,26 @@ impl OfflineStore {
         let n = keys.num_rows();
         let mut columns = keys.columns().to_vec();
         columns.push(Arc::new(Int64Array::from(vec![end; n])));
-        columns.push(Arc::new(UInt64Array::from_iter_values(0..n as u64)));
         let mut fields: Vec<Field> = key_schema
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
         fields.push(Field::new(ENTITY_TS, DataType::Int64, false));
-        fields.push(Field::new(ROW_ID, DataType::UInt64, false));
         let left = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
         let has_created = right
             .schema()
             .has_column_with_unqualified_name(FEATURE_CREATED);
         let plan = self.view_plan(view, right, left, false).await?;
-        let parts = collect_partitioned(plan, self.ctx.task_ctx())
+        let parts = collect(plan, self.ctx.task_ctx())
             .await
             .map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;
-        // Drop the entity ts and row id; keep matched rows only.
+        // Drop the entity ts; keep matched rows only.
         let mut batches = Vec::new();
-        for b in parts.into_iter().flatten() {
-            let ts = b.column(k + 2).as_primitive::<Int64Type>();
+        for b in parts {
+            let ts = b.column(k + 1).as_primitive::<Int64Type>();
             let mask = datafusion::arrow::compute::is_not_null(ts)?;
-            let projected: Vec<usize> = (0..k).chain(k + 2..b.num_columns()).collect();
+            let projected: Vec<usize> = (0..k).chain(k + 1..b.num_columns()).collect();
             let b = b.project(&projected)?;
             batches.push(datafusion::arrow::compute::filter_record_batch(&b, &mask)?);
         }

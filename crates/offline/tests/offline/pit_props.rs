@@ -246,7 +246,8 @@ fn check_case(
     )
     .unwrap();
     let table = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
-    let store = OfflineStore::with_batch_size(dir.path(), batch_size);
+    // Three partitions: the two source files are probed by separate tasks and merged.
+    let store = OfflineStore::with_tuning(dir.path(), batch_size, Some(3));
     let opts = TrainingSetOptions {
         with_timestamps: true,
         filter_by_created,
@@ -338,7 +339,7 @@ fn check_case(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn training_set_matches_the_oracle(

@@ -1,0 +1,432 @@
+//! `PitJoinExec`: a point-in-time (ASOF) join operator for DataFusion 55, which has none.
+//!
+//! # Semantics
+//! For every left (entity) row `(k, t)` it emits exactly one row, in the left's order: the left
+//! row's columns, then the payload of the right (feature) row with key `k` that is the latest by
+//! `(ts, created)` among rows eligible as of `t`, or nulls when there is none or when it is older
+//! than the TTL allows. The rule itself is [`asof_core::pit`]; this operator only finds the
+//! candidate efficiently.
+//!
+//! # Algorithm
+//! The entity side is small next to feature history (it is already one in-memory table), so the
+//! operator builds on it, like a hash join in `CollectLeft` mode, and never sorts the feature side:
+//!
+//! 1. **Build.** Group the entity rows by key and order each group by time ([`EntityIndex`]). Each
+//!    entity row is a *slot*.
+//! 2. **Probe**, one task per feature partition, on all cores. A feature row is eligible for every
+//!    slot of its key at or after the time it became known ([`pit::known_from`]), so it is offered
+//!    only to the *first* such slot (one hash lookup, one binary search), which keeps the latest
+//!    row offered. Only the payload of rows that still hold a slot is kept.
+//! 3. **Finish.** Per key, a running maximum over its slots in time order gives each slot the latest
+//!    row eligible for it; partitions merge in the same pass. The TTL check of that row decides
+//!    between it and nulls: when the latest eligible row is too old, every other one is too.
+//!
+//! Work is O(right * log(rows per key) + left) and memory grows with the entity table (slots and
+//! their held rows), not with the feature history, which streams through once.
+//!
+//! # Contract with its inputs
+//! * The first `key_count` columns of each input are the keys, with equal types on both sides.
+//! * Timestamps are `Int64` nanoseconds (UTC). Rows with a null key or timestamp never match.
+
+use std::fmt;
+use std::sync::Arc;
+
+use asof_core::Ttl;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use datafusion::arrow::compute::{concat_batches, interleave};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::runtime::JoinSet;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
+    ExecutionPlanProperties, Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+
+mod candidates;
+mod entity_index;
+
+use candidates::{Candidates, Held};
+use entity_index::EntityIndex;
+
+/// How the join reads its inputs: which columns are keys and timestamps, and the PIT options.
+#[derive(Debug, Clone)]
+pub struct PitJoinOptions {
+    /// The first `key_count` columns of both inputs are the join keys.
+    pub key_count: usize,
+    /// Index of the left's timestamp column (Int64 ns).
+    pub left_ts: usize,
+    /// Index of the right's event timestamp column (Int64 ns).
+    pub right_ts: usize,
+    /// Index of the right's created timestamp column (Int64 ns), if the source has one.
+    pub right_created: Option<usize>,
+    pub ttl: Ttl,
+    /// Also require `created <= t`: only rows known at the entity's time.
+    pub filter_by_created: bool,
+}
+
+/// The point-in-time join. See the module docs for its algorithm and contract.
+#[derive(Debug)]
+pub struct PitJoinExec {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    options: PitJoinOptions,
+    schema: SchemaRef,
+    cache: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl PitJoinExec {
+    /// A join of `left` (entity rows, any partitioning: it is coalesced) with `right` (feature
+    /// rows; each of its partitions is probed by its own task).
+    pub fn try_new(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        options: PitJoinOptions,
+    ) -> Result<Self> {
+        let (ls, rs) = (left.schema(), right.schema());
+        let k = options.key_count;
+        if k == 0 || ls.fields().len() < k || rs.fields().len() < k {
+            return internal_err!("PitJoinExec needs at least one key column on both sides");
+        }
+        for i in 0..k {
+            if ls.field(i).data_type() != rs.field(i).data_type() {
+                return internal_err!(
+                    "PitJoinExec key {i} has type {} on the left and {} on the right",
+                    ls.field(i).data_type(),
+                    rs.field(i).data_type()
+                );
+            }
+        }
+        let left: Arc<dyn ExecutionPlan> = if left.output_partitioning().partition_count() == 1 {
+            left
+        } else {
+            Arc::new(CoalescePartitionsExec::new(left))
+        };
+        let schema = output_schema(&ls, &rs, k);
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(PitJoinExec {
+            left,
+            right,
+            options,
+            schema,
+            cache,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+/// Left columns, then the right's non-key columns made nullable (a row may have no match).
+fn output_schema(left: &Schema, right: &Schema, k: usize) -> SchemaRef {
+    let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(
+        right
+            .fields()
+            .iter()
+            .skip(k)
+            .map(|f| f.as_ref().clone().with_nullable(true)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// The right's non-key columns, as the probe keeps them.
+fn payload_schema(right: &Schema, k: usize) -> SchemaRef {
+    Arc::new(Schema::new(
+        right.fields().iter().skip(k).cloned().collect::<Vec<_>>(),
+    ))
+}
+
+impl DisplayAs for PitJoinExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self
+            .left
+            .schema()
+            .fields()
+            .iter()
+            .take(self.options.key_count)
+            .map(|f| f.name().clone())
+            .collect();
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
+                f,
+                "PitJoinExec: on=[{}], ttl={}, created_tiebreak={}, filter_by_created={}",
+                keys.join(", "),
+                self.options.ttl,
+                self.options.right_created.is_some(),
+                self.options.filter_by_created
+            ),
+            DisplayFormatType::TreeRender => {
+                write!(f, "on={}\nttl={}", keys.join(", "), self.options.ttl)
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for PitJoinExec {
+    fn name(&self) -> &'static str {
+        "PitJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![
+            Distribution::SinglePartition,
+            Distribution::UnspecifiedDistribution,
+        ]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true, false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 2 {
+            return internal_err!("PitJoinExec takes two children, got {}", children.len());
+        }
+        let right = children.pop().expect("two children");
+        let left = children.pop().expect("two children");
+        match options.children_properties {
+            ChildrenPropertiesMode::Keep => Ok(Arc::new(PitJoinExec {
+                left,
+                right,
+                options: self.options.clone(),
+                schema: Arc::clone(&self.schema),
+                cache: Arc::clone(&self.cache),
+                metrics: ExecutionPlanMetricsSet::new(),
+            })),
+            ChildrenPropertiesMode::Recompute => Ok(Arc::new(PitJoinExec::try_new(
+                left,
+                right,
+                self.options.clone(),
+            )?)),
+        }
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("PitJoinExec has one output partition, asked for {partition}");
+        }
+        let left = self.left.execute(0, Arc::clone(&context))?;
+        let rights = (0..self.right.output_partitioning().partition_count())
+            .map(|p| self.right.execute(p, Arc::clone(&context)))
+            .collect::<Result<Vec<_>>>()?;
+        let reservation = MemoryConsumer::new("PitJoinExec").register(context.memory_pool());
+        let run = JoinRun {
+            options: self.options.clone(),
+            left_schema: self.left.schema(),
+            payload_schema: payload_schema(&self.right.schema(), self.options.key_count),
+            schema: Arc::clone(&self.schema),
+            batch_size: context.session_config().batch_size().max(1),
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            rows_in: MetricBuilder::new(&self.metrics).counter("feature_rows", partition),
+            rows_used: MetricBuilder::new(&self.metrics)
+                .counter("feature_rows_in_reach", partition),
+        };
+        let batches = futures::stream::once(run.run(left, rights, reservation))
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// Everything one execution needs, moved into its future.
+struct JoinRun {
+    options: PitJoinOptions,
+    left_schema: SchemaRef,
+    payload_schema: SchemaRef,
+    schema: SchemaRef,
+    batch_size: usize,
+    baseline: BaselineMetrics,
+    rows_in: Count,
+    rows_used: Count,
+}
+
+impl JoinRun {
+    async fn run(
+        self,
+        left: SendableRecordBatchStream,
+        rights: Vec<SendableRecordBatchStream>,
+        reservation: MemoryReservation,
+    ) -> Result<Vec<RecordBatch>> {
+        let left_batches: Vec<RecordBatch> = left.try_collect().await?;
+        let entities = concat_batches(&self.left_schema, &left_batches)?;
+        drop(left_batches);
+        let index = {
+            let _timer = self.baseline.elapsed_compute().timer();
+            Arc::new(EntityIndex::build(
+                &entities,
+                self.options.key_count,
+                self.options.left_ts,
+            )?)
+        };
+        reservation.try_grow(entities.get_array_memory_size() + index.memory_size())?;
+
+        let mut probes = JoinSet::new();
+        for (p, stream) in rights.into_iter().enumerate() {
+            let index = Arc::clone(&index);
+            let options = self.options.clone();
+            let payload_schema = Arc::clone(&self.payload_schema);
+            let reservation = reservation.new_empty();
+            let compute = self.baseline.elapsed_compute().clone();
+            probes.spawn(async move {
+                let part = probe(stream, index, options, payload_schema, reservation, compute);
+                (p, part.await)
+            });
+        }
+        // In partition order, so that ties on (ts, created) across partitions resolve the same way
+        // on every run.
+        let mut parts: Vec<Option<Candidates>> = Vec::new();
+        parts.resize_with(probes.len(), || None);
+        let mut held_memory = Vec::new();
+        while let Some(joined) = probes.join_next().await {
+            let (p, result) = joined.map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?;
+            let (part, memory) = result?;
+            held_memory.push(memory);
+            self.rows_in.add(part.rows_in);
+            self.rows_used.add(part.rows_used);
+            parts[p] = Some(part);
+        }
+        let parts: Vec<Candidates> = parts.into_iter().flatten().collect();
+        let _timer = self.baseline.elapsed_compute().timer();
+        let out = self.finish(&entities, &index, &parts)?;
+        for b in &out {
+            self.baseline.record_output(b.num_rows());
+        }
+        Ok(out)
+    }
+
+    /// Gives each slot the latest row among its own and its key's earlier slots (across all
+    /// partitions), applies the TTL, and gathers the payload in entity row order.
+    fn finish(
+        &self,
+        entities: &RecordBatch,
+        index: &EntityIndex,
+        parts: &[Candidates],
+    ) -> Result<Vec<RecordBatch>> {
+        // Source 0 of the gather is a one-row batch of nulls; then each part's payload batches.
+        let mut first_source = Vec::with_capacity(parts.len());
+        let mut next = 1;
+        for p in parts {
+            first_source.push(next);
+            next += p.payload().len();
+        }
+        let mut matched: Vec<(usize, usize)> = vec![(0, 0); entities.num_rows()];
+        for group in index.groups() {
+            let mut running: Option<(Held, usize)> = None;
+            for slot in group {
+                for (pi, part) in parts.iter().enumerate() {
+                    if let Some(h) = part.best[slot]
+                        && running.is_none_or(|(r, _)| h.newer_than(&r))
+                    {
+                        running = Some((h, pi));
+                    }
+                }
+                if let Some((h, pi)) = running
+                    && asof_core::pit::within_ttl(h.ts, index.times[slot], self.options.ttl)
+                {
+                    let (b, row) = Candidates::locate(&h);
+                    matched[index.rows[slot] as usize] = (first_source[pi] + b, row);
+                }
+            }
+        }
+        let nulls: Vec<ArrayRef> = self
+            .payload_schema
+            .fields()
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        let mut out = Vec::with_capacity(entities.num_rows().div_ceil(self.batch_size));
+        for start in (0..entities.num_rows()).step_by(self.batch_size) {
+            let end = (start + self.batch_size).min(entities.num_rows());
+            let mut columns: Vec<ArrayRef> = entities.slice(start, end - start).columns().to_vec();
+            for (j, null) in nulls.iter().enumerate() {
+                let mut sources: Vec<&dyn datafusion::arrow::array::Array> =
+                    Vec::with_capacity(next);
+                sources.push(null.as_ref());
+                for p in parts {
+                    sources.extend(p.payload().iter().map(|b| b.column(j).as_ref()));
+                }
+                columns.push(interleave(&sources, &matched[start..end])?);
+            }
+            out.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Streams one feature partition through the slots. The reservation comes back with the result: the
+/// held rows stay in memory until the join has gathered them.
+async fn probe(
+    mut stream: SendableRecordBatchStream,
+    index: Arc<EntityIndex>,
+    options: PitJoinOptions,
+    payload_schema: SchemaRef,
+    reservation: MemoryReservation,
+    compute: datafusion::physical_plan::metrics::Time,
+) -> Result<(Candidates, MemoryReservation)> {
+    let mut part = Candidates::new(index.slot_count(), payload_schema);
+    reservation.try_resize(part.memory_size())?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let _timer = compute.timer();
+        part.add_batch(&batch, &index, &options)?;
+        reservation.try_resize(part.memory_size())?;
+    }
+    Ok((part, reservation))
+}
