@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The server allocates per request (decoded protobuf, keys, response vectors) on every worker
+/// thread; mimalloc's thread-local free lists make that measurably cheaper than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod materialize;
 pub mod metrics;
 pub mod proto;
+mod request_cache;
 pub mod retrieval;
 pub mod retrieval_log;
 pub mod service;

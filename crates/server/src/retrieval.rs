@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use asof_core::error::did_you_mean;
 use asof_core::spec::DocumentIndex;
-use asof_core::{FeatureRequest, time};
+use asof_core::time;
 use asof_retrieval::{Hit, LiveIndexes, LoadedVersion, Query, RetrievalError};
 
 use crate::convert::{from_proto, timestamp};
@@ -17,6 +17,7 @@ use crate::proto::v1::{
     SearchDocumentsRequest, SearchDocumentsResponse, retrieve_and_rank_request,
     search_documents_request,
 };
+use crate::request_cache::ShapeRef;
 use crate::retrieval_log::{LoggedHit, LoggedRequest};
 use crate::service::Serving;
 
@@ -192,7 +193,7 @@ impl Serving {
             )));
         }
         // Check the features before searching: a bad request costs no embedding.
-        let resolved = FeatureRequest::resolve(self.catalog(), &refs, req.full_feature_names)?;
+        let resolved = self.resolve(ShapeRef::Features(&refs, req.full_feature_names))?;
         let join_key = self
             .catalog()
             .entities

@@ -26,6 +26,7 @@ use crate::proto::v1::{
     ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse, RetrieveAndRankRequest,
     RetrieveAndRankResponse, SearchDocumentsRequest, SearchDocumentsResponse,
 };
+use crate::request_cache::{RequestCache, ShapeRef};
 use crate::retrieval_log::RetrievalLog;
 
 /// A request's entity rows: the row count, the join keys in response order, and each key's values
@@ -44,6 +45,7 @@ pub struct Serving {
     metrics: Metrics,
     indexes: Option<Arc<LiveIndexes>>,
     retrieval_log: Option<RetrievalLog>,
+    requests: Arc<RequestCache>,
 }
 
 impl Serving {
@@ -56,6 +58,7 @@ impl Serving {
             metrics,
             indexes: None,
             retrieval_log: None,
+            requests: Arc::default(),
         }
     }
 
@@ -75,6 +78,11 @@ impl Serving {
         &self.catalog
     }
 
+    /// Resolves the features a request names, remembered per request shape.
+    pub(crate) fn resolve(&self, shape: ShapeRef<'_>) -> ServerResult<Arc<FeatureRequest>> {
+        Ok(self.requests.resolve(&self.catalog, shape)?)
+    }
+
     pub fn live_indexes(&self) -> Option<&Arc<LiveIndexes>> {
         self.indexes.as_ref()
     }
@@ -90,7 +98,7 @@ impl Serving {
     /// Runs an RPC body, recording its latency and outcome.
     async fn observed<T>(
         &self,
-        rpc: &str,
+        rpc: &'static str,
         body: impl std::future::Future<Output = ServerResult<T>>,
     ) -> Result<Response<T>, Status> {
         let started = std::time::Instant::now();
@@ -177,15 +185,14 @@ impl Serving {
         &self,
         req: GetOnlineFeaturesRequest,
     ) -> ServerResult<GetOnlineFeaturesResponse> {
-        let request = match &req.kind {
+        let shape = match &req.kind {
             Some(RequestKind::Features(list)) => {
-                FeatureRequest::resolve(&self.catalog, &list.features, req.full_feature_names)?
+                ShapeRef::Features(&list.features, req.full_feature_names)
             }
-            Some(RequestKind::FeatureService(s)) => {
-                FeatureRequest::resolve_service(&self.catalog, s, req.full_feature_names)?
-            }
+            Some(RequestKind::FeatureService(s)) => ShapeRef::Service(s, req.full_feature_names),
             None => return Err(Self::invalid("name `features` or a `feature_service`")),
         };
+        let request = self.resolve(shape)?;
         let as_of = req
             .as_of
             .as_ref()
@@ -314,8 +321,10 @@ impl Serving {
         &self,
         req: PushFeaturesRequest,
     ) -> ServerResult<PushFeaturesResponse> {
-        let refs = vec![req.feature_view.clone()];
-        let request = FeatureRequest::resolve(&self.catalog, &refs, false)?;
+        let request = self.resolve(ShapeRef::Features(
+            std::slice::from_ref(&req.feature_view),
+            false,
+        ))?;
         let view = &request.views[0];
         let col = |name: &str| req.columns.get(name).map(|c| &c.values);
         let ts = col("event_timestamp")
