@@ -95,6 +95,10 @@ pub enum Command {
         /// entity tables for `asof training-set`.
         #[arg(long, value_name = "DIR")]
         log_retrievals: Option<PathBuf>,
+        /// Worker threads answering requests (default: one per core). Fewer than the cores when
+        /// Redis or other busy processes share the machine keeps the tail latency down.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        workers: Option<u16>,
     },
     /// Ask a running server for online features.
     Query(QueryArgs),

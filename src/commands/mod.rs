@@ -36,7 +36,16 @@ impl Ctx {
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with_workers(None)
+}
+
+/// A runtime with `workers` threads (default: one per core).
+pub fn runtime_with_workers(workers: Option<u16>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(usize::from(n));
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -80,7 +89,13 @@ pub fn run(cli: Cli) -> Result<()> {
             grpc,
             metrics,
             log_retrievals,
-        } => runtime()?.block_on(online::serve(&ctx, grpc, metrics, log_retrievals)),
+            workers,
+        } => runtime_with_workers(workers)?.block_on(online::serve(
+            &ctx,
+            grpc,
+            metrics,
+            log_retrievals,
+        )),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),
         Command::Index { command } => index::run(&ctx, command),
     }

@@ -67,12 +67,27 @@ pub fn encode_entity_key(names: &[&str], values: &[&KeyValue]) -> Vec<u8> {
 
 /// The prefix every store key of a view starts with.
 pub fn view_prefix(project: &str, view: &str) -> Vec<u8> {
-    format!("asof:{project}:{view}:").into_bytes()
+    prefix_with_room(project, view, 0)
+}
+
+/// The prefix, in a buffer with `room` more bytes reserved: serving builds a key per entity row.
+fn prefix_with_room(project: &str, view: &str, room: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(7 + project.len() + view.len() + room);
+    for part in [
+        b"asof:".as_slice(),
+        project.as_bytes(),
+        b":",
+        view.as_bytes(),
+        b":",
+    ] {
+        k.extend_from_slice(part);
+    }
+    k
 }
 
 /// The store key of an entity's row in a view.
 pub fn store_key(project: &str, view: &str, entity_key: &[u8]) -> Vec<u8> {
-    let mut k = view_prefix(project, view);
+    let mut k = prefix_with_room(project, view, entity_key.len());
     k.extend_from_slice(entity_key);
     k
 }
@@ -111,6 +126,11 @@ mod tests {
             [
                 1, 1, 2, 0, b'i', b'd', b'i', 8, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0
             ]
+        );
+        assert_eq!(view_prefix("shop", "stats"), b"asof:shop:stats:");
+        assert_eq!(
+            store_key("shop", "stats", &[1, 2]),
+            b"asof:shop:stats:\x01\x02"
         );
     }
 }

@@ -39,9 +39,21 @@ fn ordered_hex(v: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(format!("{u:016x}").as_bytes());
 }
 
+/// Reads 16 lowercase hex digits (as `ordered_hex` writes them) without UTF-8 or radix parsing:
+/// every served row goes through here.
 fn parse_ordered_hex(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let u = u64::from_str_radix(s, 16).ok()?;
+    if b.len() != 16 {
+        return None;
+    }
+    let mut u = 0u64;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        u = (u << 4) | u64::from(d);
+    }
     Some((u ^ (1u64 << 63)) as i64)
 }
 
@@ -73,6 +85,32 @@ impl StoredRow {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<StoredRow, DecodeError> {
+        let row = RowReader::new(bytes)?;
+        let (event_ts, created_ts) = (row.event_ts, row.created_ts);
+        let features = row
+            .map(|f| f.map(|(name, v)| (name.to_string(), v)))
+            .collect::<Result<_, _>>()?;
+        Ok(StoredRow {
+            event_ts,
+            created_ts,
+            features,
+        })
+    }
+}
+
+/// A stored row read in place: its timestamps, then its features in stored order with borrowed
+/// names. Serving reads rows this way to pick the requested features without allocating a name
+/// per feature per row; [`StoredRow::decode`] is this reader, collected.
+#[derive(Debug)]
+pub struct RowReader<'a> {
+    pub event_ts: Nanos,
+    pub created_ts: Option<Nanos>,
+    remaining: u16,
+    r: Reader<'a>,
+}
+
+impl<'a> RowReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < HEADER_LEN + 2 {
             return Err(DecodeError("too short"));
         }
@@ -86,19 +124,35 @@ impl StoredRow {
         let mut r = Reader {
             b: &bytes[HEADER_LEN..],
         };
-        let n = r.u16()?;
-        let mut features = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let len = r.u16()? as usize;
-            let name =
-                String::from_utf8(r.take(len)?.to_vec()).map_err(|_| DecodeError("bad name"))?;
-            features.push((name, r.value()?));
-        }
-        Ok(StoredRow {
+        let remaining = r.u16()?;
+        Ok(RowReader {
             event_ts,
             created_ts,
-            features,
+            remaining,
+            r,
         })
+    }
+}
+
+impl<'a> Iterator for RowReader<'a> {
+    type Item = Result<(&'a str, Value), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let mut feature = || {
+            let len = self.r.u16()? as usize;
+            let name =
+                std::str::from_utf8(self.r.take(len)?).map_err(|_| DecodeError("bad name"))?;
+            Ok((name, self.r.value()?))
+        };
+        let item = feature();
+        if item.is_err() {
+            self.remaining = 0;
+        }
+        Some(item)
     }
 }
 
@@ -146,6 +200,7 @@ fn encode_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+#[derive(Debug)]
 struct Reader<'a> {
     b: &'a [u8],
 }
@@ -230,6 +285,12 @@ mod tests {
         };
         assert_eq!(StoredRow::decode(&row.encode()).unwrap(), row);
         assert!(StoredRow::decode(&row.encode()[..40]).is_err());
+        let mut header = row.encode();
+        header[3] = b'G';
+        assert!(
+            StoredRow::decode(&header).is_err(),
+            "a non-hex header digit"
+        );
     }
 
     proptest! {

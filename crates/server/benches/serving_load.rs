@@ -1,8 +1,8 @@
 //! Serving load generator: the quickstart data materialized into a real redis-server on loopback and
 //! served by the `asof serve` binary (set `ASOF_BIN`, default `target/release/asof`), hit over gRPC
 //! by a tonic client with a bounded request count. Reports throughput and p50/p99/p999 for 1 entity
-//! row and 100 entity rows (5 features, 2 views) at concurrency 1/16/64, beside `redis-benchmark` on
-//! the same Redis in the same run.
+//! row and 100 entity rows (5 features, 2 views) at concurrency 1/16/64, beside `redis-benchmark`
+//! sending the same MGETs (same keys, same stored values) to the same Redis in the same run.
 //!
 //!     cargo build --release --bin asof && cargo bench -p asof-server --bench serving_load
 
@@ -12,9 +12,10 @@ use std::collections::HashMap;
 #[path = "../tests/serving/redis_server.rs"]
 mod redis_server;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use asof_core::keys::{KeyValue, encode_entity_key, store_key};
 use asof_offline::quickstart::{REPO_FILES, generate_data};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::{
@@ -74,13 +75,39 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-fn redis_benchmark(port: u16, clients: usize, args: &[&str]) -> f64 {
+/// Copies the stored rows one `rows`-row request reads (same keys, same values) to printable key
+/// names, which `redis-benchmark` can take on its command line; returns those names.
+fn stage_raw_lookups(url: &str, rows: usize) -> Vec<String> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let mut names = Vec::new();
+    for i in 0..rows {
+        for (view, key, base, modulo) in [
+            ("driver_hourly_stats", "driver_id", 1001, 50),
+            ("customer_profile", "customer_id", 201, 30),
+        ] {
+            let k = KeyValue::Int(base + (i % modulo) as i64);
+            let stored = store_key("rideshare", view, &encode_entity_key(&[key], &[&k]));
+            let value: Option<Vec<u8>> = redis::cmd("GET").arg(&stored).query(&mut conn).unwrap();
+            let name = format!("bench:{rows}:{}", names.len());
+            // A key the quickstart has no row for stays absent here too.
+            let write = match value {
+                Some(v) => redis::cmd("SET").arg(&name).arg(v).clone(),
+                None => redis::cmd("DEL").arg(&name).clone(),
+            };
+            write.query::<()>(&mut conn).unwrap();
+            names.push(name);
+        }
+    }
+    names
+}
+
+fn redis_benchmark(port: u16, clients: usize, requests: usize, args: &[String]) -> f64 {
     let out = Command::new("redis-benchmark")
         .args([
             "-p",
             &port.to_string(),
             "-n",
-            "100000",
+            &requests.to_string(),
             "-c",
             &clients.to_string(),
             "-q",
@@ -97,8 +124,121 @@ fn redis_benchmark(port: u16, clients: usize, args: &[&str]) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// `ASOF_BENCH_ONLY=ROWSxCONCURRENCY` (e.g. `100x16`) runs that one case, for profiling.
+fn selected(rows: usize, concurrency: usize) -> bool {
+    std::env::var("ASOF_BENCH_ONLY").map_or(true, |only| only == format!("{rows}x{concurrency}"))
+}
+
+/// `ASOF_BENCH_SCALE=N` sends N times the default request counts (longer runs to profile).
+fn scale() -> usize {
+    std::env::var("ASOF_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `asof serve` with `workers` threads (`None`: its default, one per core) and waits for
+/// its ready line; returns the process and its gRPC port.
+fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Child, u16) {
+    let grpc_port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--repo",
+        repo,
+        "serve",
+        "--grpc",
+        &format!("127.0.0.1:{grpc_port}"),
+        "--metrics",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    if let Some(n) = workers {
+        cmd.args(["--workers", &n.to_string()]);
+    }
+    let mut server = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    (server, grpc_port)
+}
+
+/// Runs the request matrix against one server, prints its rows and returns (rows, req/s) at
+/// concurrency 16.
+async fn load(grpc_port: u16, label: &str) -> Vec<(usize, f64)> {
+    // A small pool of HTTP/2 connections, as a production client keeps: one connection's frames
+    // are read and written by one task on each side, whatever its stream count.
+    let mut pool = Vec::new();
+    for _ in 0..CONNECTIONS {
+        pool.push(
+            FeatureServingClient::connect(format!("http://127.0.0.1:{grpc_port}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut c16 = Vec::new();
+    for rows in [1usize, 100] {
+        for concurrency in [1usize, 16, 64] {
+            if !selected(rows, concurrency) {
+                continue;
+            }
+            let total = if rows == 1 { 20_000 } else { 4_000 } * scale();
+            let per_task = total / concurrency;
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for t in 0..concurrency {
+                let mut c = pool[t % pool.len()].clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(per_task);
+                    for i in 0..per_task {
+                        let req = request(rows, t * 7919 + i);
+                        let s = Instant::now();
+                        c.get_online_features(req).await.unwrap();
+                        lat.push(s.elapsed());
+                    }
+                    lat
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            let secs = started.elapsed().as_secs_f64();
+            all.sort();
+            let n = all.len();
+            if concurrency == 16 {
+                c16.push((rows, n as f64 / secs));
+            }
+            println!(
+                "| {label} | {rows} x 5 | {concurrency} | {n} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |",
+                n as f64 / secs,
+                (n * rows) as f64 / secs,
+                percentile(&all, 0.5),
+                percentile(&all, 0.99),
+                percentile(&all, 0.999)
+            );
+        }
+    }
+    c16
+}
+
 fn main() {
+    // One client thread: the generator, the server and Redis share two cores.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
@@ -133,96 +273,40 @@ fn main() {
             .expect("the asof binary (ASOF_BIN)");
         assert!(status.success(), "asof {args:?} failed");
     }
-    let grpc_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(&bin)
-        .args([
-            "--repo",
-            &repo_arg,
-            "serve",
-            "--grpc",
-            &format!("127.0.0.1:{grpc_port}"),
-            "--metrics",
-            &format!("127.0.0.1:{metrics_port}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
-    rt.block_on(async {
-        // A small pool of HTTP/2 connections, as a production client keeps: one connection's
-        // frames are read and written by one task on each side, whatever its stream count.
-        let mut pool = Vec::new();
-        for _ in 0..CONNECTIONS {
-            pool.push(
-                FeatureServingClient::connect(format!("http://127.0.0.1:{grpc_port}"))
-                    .await
-                    .unwrap(),
-            );
-        }
 
-        println!("| entity rows x features | concurrency | requests | req/s | rows/s | p50 ms | p99 ms | p999 ms |");
-        println!("|---|---|---|---|---|---|---|---|");
-        for rows in [1usize, 100] {
-            for concurrency in [1usize, 16, 64] {
-                let total = if rows == 1 { 20_000 } else { 4_000 };
-                let per_task = total / concurrency;
-                let started = Instant::now();
-                let mut tasks = Vec::new();
-                for t in 0..concurrency {
-                    let mut c = pool[t % pool.len()].clone();
-                    tasks.push(tokio::spawn(async move {
-                        let mut lat = Vec::with_capacity(per_task);
-                        for i in 0..per_task {
-                            let req = request(rows, t * 7919 + i);
-                            let s = Instant::now();
-                            c.get_online_features(req).await.unwrap();
-                            lat.push(s.elapsed());
-                        }
-                        lat
-                    }));
-                }
-                let mut all = Vec::new();
-                for t in tasks {
-                    all.extend(t.await.unwrap());
-                }
-                let secs = started.elapsed().as_secs_f64();
-                all.sort();
-                let n = all.len();
-                println!(
-                    "| {rows} x 5 | {concurrency} | {n} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |",
-                    n as f64 / secs,
-                    (n * rows) as f64 / secs,
-                    percentile(&all, 0.5),
-                    percentile(&all, 0.99),
-                    percentile(&all, 0.999)
-                );
-            }
-        }
-    });
-    // Raw Redis on the same server: the lookups one 1-row request needs (one MGET of 2 keys), and
-    // the HMGET of 5 fields a Feast-style hash layout would need.
-    let mget = redis_benchmark(port, 16, &["MGET", "asof:k1", "asof:k2"]);
-    let hmget = redis_benchmark(port, 16, &["HMGET", "asof:h", "a", "b", "c", "d", "e"]);
+    println!(
+        "| server workers | entity rows x features | concurrency | requests | req/s | rows/s | p50 ms | p99 ms | p999 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut c16 = Vec::new();
+    for (workers, label) in [(None, "default (2)"), (Some(1), "1")] {
+        let (mut server, grpc_port) = start_server(&bin, &repo_arg, workers);
+        c16.push((label, rt.block_on(load(grpc_port, label))));
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+
+    // Raw Redis on the same server, the same lookups: the one MGET a request sends (2 keys per
+    // entity row, the stored values), from redis-benchmark's C client with as many connections.
     println!();
     println!(
-        "redis-benchmark, 16 clients, same server: MGET 2 keys {mget:.0} req/s; HMGET 5 fields {hmget:.0} req/s"
+        "| entity rows | keys per MGET | redis-benchmark MGET req/s (16 clients) | server workers | asof req/s (c=16) | asof / raw Redis |"
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    println!("|---|---|---|---|---|---|");
+    for rows in [1usize, 100] {
+        let mut args = vec!["MGET".to_string()];
+        args.extend(stage_raw_lookups(&url, rows));
+        let raw = redis_benchmark(port, 16, if rows == 1 { 100_000 } else { 20_000 }, &args);
+        for (label, results) in &c16 {
+            let Some(&(_, asof)) = results.iter().find(|r| r.0 == rows) else {
+                continue;
+            };
+            println!(
+                "| {rows} | {} | {raw:.0} | {label} | {asof:.0} | {:.0}% |",
+                args.len() - 1,
+                100.0 * asof / raw
+            );
+        }
+    }
     drop(redis);
 }

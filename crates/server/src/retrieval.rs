@@ -236,7 +236,7 @@ impl Serving {
             .map(|h| crate::convert::to_proto(&asof_core::value::Value::String(h.doc_id.clone())))
             .collect();
         let entities = [(join_key.clone(), RepeatedValue { values: doc_ids })].into();
-        let features = self.online_features(&resolved, &entities, as_of).await?;
+        let features = self.online_features(&resolved, entities, as_of).await?;
         let request_id = if req.request_id.is_empty() {
             new_request_id()
         } else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use asof_core::keys::{KeyValue, encode_entity_key, store_key};
 use asof_core::pit::{self, Freshness};
-use asof_core::value::{StoredRow, Value};
+use asof_core::value::{RowReader, StoredRow, Value};
 use asof_core::{Catalog, FeatureRequest, Registry, time};
 use asof_online::OnlineStore;
 use asof_retrieval::LiveIndexes;
@@ -198,7 +198,7 @@ impl Serving {
             .as_ref()
             .map(nanos)
             .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
-        self.online_features(&request, &req.entities, as_of).await
+        self.online_features(&request, req.entities, as_of).await
     }
 
     /// `GetOnlineFeatures` for a request already resolved (`RetrieveAndRank` resolves its features
@@ -206,15 +206,16 @@ impl Serving {
     pub(crate) async fn online_features(
         &self,
         request: &FeatureRequest,
-        entities: &HashMap<String, crate::proto::v1::RepeatedValue>,
+        mut entities: HashMap<String, crate::proto::v1::RepeatedValue>,
         as_of: i64,
     ) -> ServerResult<GetOnlineFeaturesResponse> {
-        let (n, key_names, keys) = Self::entity_columns(request, entities)?;
+        let (n, key_names, keys) = Self::entity_columns(request, &entities)?;
 
         // One store key per (view, row); absent keys (null entity values) are never looked up.
         let mut lookups: Vec<Vec<u8>> = Vec::with_capacity(n * request.views.len());
+        let mut lookup_view: Vec<usize> = Vec::with_capacity(n * request.views.len());
         let mut slots: Vec<Vec<Option<usize>>> = Vec::with_capacity(request.views.len());
-        for v in &request.views {
+        for (vidx, v) in request.views.iter().enumerate() {
             let names: Vec<&str> = v.join_keys.iter().map(String::as_str).collect();
             let mut view_slots = Vec::with_capacity(n);
             #[allow(clippy::needless_range_loop)] // `row` indexes every key column
@@ -227,18 +228,18 @@ impl Serving {
                         &v.view.name,
                         &encode_entity_key(&names, &ks),
                     ));
+                    lookup_view.push(vidx);
                     lookups.len() - 1
                 }));
             }
             slots.push(view_slots);
         }
         let raw = self.store.read(lookups).await?;
-        let mut rows: Vec<Option<StoredRow>> = Vec::with_capacity(raw.len());
-        for r in raw {
+        // Each found row keeps only its view's requested features, in the view's request order.
+        let mut rows: Vec<Option<(i64, Vec<Value>)>> = Vec::with_capacity(raw.len());
+        for (r, vidx) in raw.into_iter().zip(lookup_view) {
             rows.push(match r {
-                Some(bytes) => Some(
-                    StoredRow::decode(&bytes).map_err(|e| ServerError::Transport(e.to_string()))?,
-                ),
+                Some(bytes) => Some(requested_features(&bytes, &request.views[vidx].features)?),
                 None => None,
             });
         }
@@ -246,7 +247,8 @@ impl Serving {
         let mut names = key_names.clone();
         let mut results = Vec::with_capacity(key_names.len() + request.columns.len());
         for k in &key_names {
-            let values = entities[k].values.clone();
+            // The request's own key values go back as they came.
+            let values = entities.remove(k).map(|r| r.values).unwrap_or_default();
             results.push(FeatureVector {
                 statuses: vec![FieldStatus::Present as i32; values.len()],
                 event_timestamps: vec![Default::default(); values.len()],
@@ -254,7 +256,12 @@ impl Serving {
             });
         }
         for (vidx, feature, out_name) in &request.columns {
-            let view = &request.views[*vidx].view;
+            let view = &request.views[*vidx];
+            let fidx = view
+                .features
+                .iter()
+                .position(|f| &f.name == feature)
+                .expect("a resolved column names one of its view's features");
             let mut fv = FeatureVector {
                 values: Vec::with_capacity(n),
                 statuses: Vec::with_capacity(n),
@@ -263,29 +270,26 @@ impl Serving {
             for slot in &slots[*vidx] {
                 let stored = slot.and_then(|s| rows[s].as_ref());
                 let (value, status, ts) = match stored {
-                    None => (Value::Null, FieldStatus::NotFound, None),
-                    Some(r) => match pit::classify(r.event_ts, as_of, view.ttl) {
-                        Freshness::Future => (Value::Null, FieldStatus::NotFound, None),
-                        Freshness::Expired => {
-                            (Value::Null, FieldStatus::OutsideMaxAge, Some(r.event_ts))
+                    None => (&Value::Null, FieldStatus::NotFound, None),
+                    Some((event_ts, values)) => {
+                        match pit::classify(*event_ts, as_of, view.view.ttl) {
+                            Freshness::Future => (&Value::Null, FieldStatus::NotFound, None),
+                            Freshness::Expired => {
+                                (&Value::Null, FieldStatus::OutsideMaxAge, Some(*event_ts))
+                            }
+                            Freshness::Fresh => {
+                                let v = &values[fidx];
+                                let status = if *v == Value::Null {
+                                    FieldStatus::NullValue
+                                } else {
+                                    FieldStatus::Present
+                                };
+                                (v, status, Some(*event_ts))
+                            }
                         }
-                        Freshness::Fresh => {
-                            let v = r
-                                .features
-                                .iter()
-                                .find(|(n, _)| n == feature)
-                                .map(|(_, v)| v.clone())
-                                .unwrap_or(Value::Null);
-                            let status = if v == Value::Null {
-                                FieldStatus::NullValue
-                            } else {
-                                FieldStatus::Present
-                            };
-                            (v, status, Some(r.event_ts))
-                        }
-                    },
+                    }
                 };
-                fv.values.push(to_proto(&value));
+                fv.values.push(to_proto(value));
                 fv.statuses.push(status as i32);
                 fv.event_timestamps
                     .push(ts.map(timestamp).unwrap_or_default());
@@ -518,6 +522,25 @@ impl FeatureServing for Serving {
         )
         .await
     }
+}
+
+/// A stored row's event time and the values of `features` (null for one the row predates), in that
+/// order.
+fn requested_features(
+    bytes: &[u8],
+    features: &[asof_core::spec::Feature],
+) -> ServerResult<(i64, Vec<Value>)> {
+    let corrupt = |e: asof_core::value::DecodeError| ServerError::Transport(e.to_string());
+    let row = RowReader::new(bytes).map_err(corrupt)?;
+    let event_ts = row.event_ts;
+    let mut values = vec![Value::Null; features.len()];
+    for stored in row {
+        let (name, value) = stored.map_err(corrupt)?;
+        if let Some(i) = features.iter().position(|f| f.name == name) {
+            values[i] = value;
+        }
+    }
+    Ok((event_ts, values))
 }
 
 /// Accepted connections with TCP_NODELAY: the server builder's own `tcp_nodelay` only applies to
