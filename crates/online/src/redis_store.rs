@@ -8,6 +8,7 @@ use asof_core::Ttl;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Pipeline, RedisError, Script};
 
 use crate::{OnlineError, OnlineResult, OnlineStore};
@@ -72,6 +73,55 @@ impl Conn {
             Conn::Cluster(c) => cmd.query_async(c).await,
         }
     }
+
+    /// One SCAN page: on a cluster, of the primary at `node` (SCAN has no key to route by).
+    async fn scan_page(
+        &mut self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        pattern: &[u8],
+    ) -> Result<(u64, Vec<Vec<u8>>), RedisError> {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        match (self, node) {
+            (Conn::Cluster(c), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let page = c.route_command(scan, routing).await?;
+                Ok(redis::FromRedisValue::from_redis_value(page)?)
+            }
+            (conn, _) => conn.cmd(&scan).await,
+        }
+    }
+}
+
+/// `(host, port)` of each reachable primary in a `CLUSTER NODES` listing, whose lines read
+/// `id ip:port@cport[,hostname] flags master-id ...`.
+fn primaries(listing: &str) -> Vec<(String, u16)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags: Vec<&str> = fields.next()?.split(',').collect();
+            if !flags.contains(&"master")
+                || flags
+                    .iter()
+                    .any(|f| matches!(*f, "fail" | "fail?" | "noaddr" | "handshake"))
+            {
+                return None;
+            }
+            let host_port = address.split(['@', ',']).next()?;
+            let (host, port) = host_port.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 pub struct RedisStore {
@@ -182,36 +232,55 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Writes `rows` through the script; how many were newer than what Redis held.
     async fn write_batch(&self, rows: Vec<(Vec<u8>, Vec<u8>)>) -> OnlineResult<usize> {
-        let per_call = match self.conn {
-            Conn::Single(_) => ROWS_PER_CALL,
-            Conn::Cluster(_) => 1,
-        };
-        let mut pipe = redis::pipe();
-        for call in rows.chunks(per_call) {
-            let cmd = pipe
-                .cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(call.len());
-            for (k, _) in call {
-                cmd.arg(k);
-            }
-            cmd.arg(self.key_ttl_ms);
-            for (_, v) in call {
-                cmd.arg(v);
-            }
-        }
-        let mut conn = self.conn.clone();
-        let res: Result<Vec<i64>, RedisError> = conn.query(&pipe).await;
-        let res = match res {
+        let res = match self.send_writes(&rows).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 // Redis restarted or flushed its scripts: load again, once.
                 self.load_script().await?;
-                conn.query(&pipe).await
+                self.send_writes(&rows).await
             }
             other => other,
         };
-        Ok(res.map_err(|e| self.error(e))?.into_iter().sum::<i64>() as usize)
+        res.map_err(|e| self.error(e))
+    }
+
+    /// One node: one pipeline of script calls of [`ROWS_PER_CALL`] keys. A cluster refuses a
+    /// pipeline or a script call whose keys span slots, so there each key is its own call, all in
+    /// flight at once on the multiplexed connection.
+    async fn send_writes(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<usize, RedisError> {
+        let call = |rows: &[(Vec<u8>, Vec<u8>)]| {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(self.script.get_hash()).arg(rows.len());
+            for (k, _) in rows {
+                cmd.arg(k);
+            }
+            cmd.arg(self.key_ttl_ms);
+            for (_, v) in rows {
+                cmd.arg(v);
+            }
+            cmd
+        };
+        let mut conn = self.conn.clone();
+        match &mut conn {
+            Conn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for chunk in rows.chunks(ROWS_PER_CALL) {
+                    pipe.add_command(call(chunk));
+                }
+                let written: Vec<i64> = conn.query(&pipe).await?;
+                Ok(written.into_iter().sum::<i64>() as usize)
+            }
+            Conn::Cluster(c) => {
+                let calls = rows.chunks(1).map(|row| {
+                    let mut c = c.clone();
+                    let cmd = call(row);
+                    async move { cmd.query_async::<i64>(&mut c).await }
+                });
+                let written: Vec<i64> = futures::future::try_join_all(calls).await?;
+                Ok(written.into_iter().sum::<i64>() as usize)
+            }
+        }
     }
 }
 
@@ -244,41 +313,78 @@ impl OnlineStore for RedisStore {
         conn.cmd(&cmd).await.map_err(|e| self.error(e))
     }
 
+    /// SCANs every primary for the prefix and UNLINKs what it finds (on a cluster, the UNLINK is
+    /// split by slot by the client).
     async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize> {
-        let Conn::Single(c) = &self.conn else {
-            return Err(OnlineError::Store { store: self.name.clone(), message: "deleting a view's keys on Redis Cluster is not supported yet; delete `asof:<project>:<view>:*` on each node".into() });
-        };
-        let mut conn = c.clone();
-        let mut pattern = prefix.clone();
+        let mut conn = self.conn.clone();
+        let mut pattern = prefix;
         pattern.push(b'*');
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.error(e))?;
-            if !keys.is_empty() {
-                let n: usize = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut conn)
+        let nodes = match &mut conn {
+            Conn::Single(_) => vec![None],
+            Conn::Cluster(c) => {
+                let listing: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(c)
                     .await
                     .map_err(|e| self.error(e))?;
-                deleted += n;
+                primaries(&listing).into_iter().map(Some).collect()
             }
-            if next == 0 {
-                return Ok(deleted);
+        };
+        let mut deleted = 0;
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys) = conn
+                    .scan_page(node.as_ref(), cursor, &pattern)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                if !keys.is_empty() {
+                    let n: usize = conn
+                        .cmd(redis::cmd("UNLINK").arg(&keys))
+                        .await
+                        .map_err(|e| self.error(e))?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primaries_are_read_from_cluster_nodes() {
+        let listing = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002,node-b master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 disconnected 10923-16383
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+aa01 ::1:30005@40005 master - 0 0 5 connected
+";
+        assert_eq!(
+            primaries(listing),
+            vec![
+                ("127.0.0.1".to_string(), 30002),
+                ("127.0.0.1".to_string(), 30001),
+                ("::1".to_string(), 30005)
+            ]
+        );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact("redis://u:secret@h:6379/0"), "redis://h:6379/0");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
     }
 }

@@ -9,6 +9,8 @@
 #![allow(unreachable_pub)]
 
 use std::collections::HashMap;
+// The tests' Redis helpers; the cluster one is not used by the benches.
+#[allow(dead_code)]
 #[path = "../tests/serving/redis_server.rs"]
 mod redis_server;
 

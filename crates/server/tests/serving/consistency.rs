@@ -29,7 +29,7 @@ fn int(v: i64) -> Value {
     }
 }
 
-async fn check_consistency(fx: &Fixture) {
+pub(crate) async fn check_consistency(fx: &Fixture) {
     let store = fx.store().await;
     let end = fx.data_end + 1;
     let reports = fx

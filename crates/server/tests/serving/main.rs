@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)]
 
+mod cluster;
 mod consistency;
 mod redis_server;
 mod retrieval;

@@ -17,11 +17,14 @@ use tonic::transport::Channel;
 use crate::redis_server::RedisServer;
 use crate::setup::{Fixture, start_server};
 
-fn v(kind: value::Kind) -> Value {
+pub(crate) fn v(kind: value::Kind) -> Value {
     Value { kind: Some(kind) }
 }
 
-fn request(features: &[&str], entities: &[(&str, Vec<Value>)]) -> GetOnlineFeaturesRequest {
+pub(crate) fn request(
+    features: &[&str],
+    entities: &[(&str, Vec<Value>)],
+) -> GetOnlineFeaturesRequest {
     GetOnlineFeaturesRequest {
         kind: Some(Kind::Features(FeatureList {
             features: features.iter().map(|s| s.to_string()).collect(),
@@ -147,7 +150,7 @@ fn push(ts_ns: i64, rate: f32) -> PushFeaturesRequest {
     }
 }
 
-async fn pushes_never_regress(fx: &Fixture) {
+pub(crate) async fn pushes_never_regress(fx: &Fixture) {
     let store = fx.store().await;
     let mut client = start_server(fx.registry(), store).await;
     let now = asof_core::time::to_nanos(chrono::Utc::now());
