@@ -147,9 +147,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A running `asof serve`, stopped when dropped (also when the bench panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `asof serve` with `workers` threads (`None`: its default, one per core) and waits for
 /// its ready line; returns the process and its gRPC port.
-fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Child, u16) {
+fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Server, u16) {
     let grpc_port = free_port();
     let mut cmd = Command::new(bin);
     cmd.args([
@@ -175,7 +185,7 @@ fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Child, u16) {
         &mut ready,
     )
     .unwrap();
-    (server, grpc_port)
+    (Server(server), grpc_port)
 }
 
 /// Runs the request matrix against one server, prints its rows and returns (rows, req/s) at
@@ -282,10 +292,9 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut c16 = Vec::new();
     for (workers, label) in [(None, "default (2)"), (Some(1), "1")] {
-        let (mut server, grpc_port) = start_server(&bin, &repo_arg, workers);
+        let (server, grpc_port) = start_server(&bin, &repo_arg, workers);
         c16.push((label, rt.block_on(load(grpc_port, label))));
-        let _ = server.kill();
-        let _ = server.wait();
+        drop(server);
     }
 
     // Raw Redis on the same server, the same lookups: the one MGET a request sends (2 keys per

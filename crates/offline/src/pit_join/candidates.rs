@@ -44,6 +44,9 @@ pub(super) struct Candidates {
 }
 
 impl Candidates {
+    /// Memory per entity slot, before any payload is held.
+    pub(super) const BYTES_PER_SLOT: usize = size_of::<Option<Held>>();
+
     pub(super) fn new(slots: usize, payload_schema: SchemaRef) -> Self {
         Candidates {
             best: vec![None; slots],
@@ -170,7 +173,7 @@ impl Candidates {
     }
 
     pub(super) fn memory_size(&self) -> usize {
-        self.best.capacity() * size_of::<Option<Held>>()
+        self.best.capacity() * Self::BYTES_PER_SLOT
             + self
                 .batches
                 .iter()

@@ -14,9 +14,10 @@
 //! 1. **Build.** Group the entity rows by key and order each group by time ([`EntityIndex`]). Each
 //!    entity row is a *slot*.
 //! 2. **Probe**, one task per feature partition, on all cores. A feature row is eligible for every
-//!    slot of its key at or after the time it became known ([`pit::known_from`]), so it is offered
+//!    slot of its key at or after the time it became known ([`asof_core::pit::known_from`]), so it is offered
 //!    only to the *first* such slot (one hash lookup, one binary search), which keeps the latest
-//!    row offered. Only the payload of rows that still hold a slot is kept.
+//!    row offered. Only the payload of rows that still hold a slot is kept. Each task has its own
+//!    slot array, so for a huge entity table fewer tasks each read several partitions.
 //! 3. **Finish.** Per key, a running maximum over its slots in time order gives each slot the latest
 //!    row eligible for it; partitions merge in the same pass. The TTL check of that row decides
 //!    between it and nulls: when the latest eligible row is too old, every other one is too.
@@ -59,6 +60,10 @@ mod entity_index;
 
 use candidates::{Candidates, Held};
 use entity_index::EntityIndex;
+
+/// Memory the probe tasks' slot arrays may take together before tasks start sharing partitions
+/// (one task always runs).
+const PROBE_SLOT_BUDGET: usize = 1 << 30;
 
 /// How the join reads its inputs: which columns are keys and timestamps, and the PIT options.
 #[derive(Debug, Clone)]
@@ -317,15 +322,31 @@ impl JoinRun {
         };
         reservation.try_grow(entities.get_array_memory_size() + index.memory_size())?;
 
+        // Each probe task holds a slot array as large as the entity table: bound their number so
+        // that a huge entity table on a many-core machine reads several partitions per task
+        // instead of multiplying that memory by the core count.
+        let tasks = probe_tasks(rights.len(), index.slot_count(), PROBE_SLOT_BUDGET);
+        let mut groups: Vec<Vec<SendableRecordBatchStream>> =
+            (0..tasks).map(|_| Vec::new()).collect();
+        for (i, stream) in rights.into_iter().enumerate() {
+            groups[i % tasks].push(stream);
+        }
         let mut probes = JoinSet::new();
-        for (p, stream) in rights.into_iter().enumerate() {
+        for (p, streams) in groups.into_iter().enumerate() {
             let index = Arc::clone(&index);
             let options = self.options.clone();
             let payload_schema = Arc::clone(&self.payload_schema);
             let reservation = reservation.new_empty();
             let compute = self.baseline.elapsed_compute().clone();
             probes.spawn(async move {
-                let part = probe(stream, index, options, payload_schema, reservation, compute);
+                let part = probe(
+                    streams,
+                    index,
+                    options,
+                    payload_schema,
+                    reservation,
+                    compute,
+                );
                 (p, part.await)
             });
         }
@@ -410,10 +431,17 @@ impl JoinRun {
     }
 }
 
-/// Streams one feature partition through the slots. The reservation comes back with the result: the
-/// held rows stay in memory until the join has gathered them.
+/// How many probe tasks read `partitions` feature partitions: one per partition, unless their slot
+/// arrays (`slots` each) would take more than `budget` bytes together; at least one.
+fn probe_tasks(partitions: usize, slots: usize, budget: usize) -> usize {
+    let per_task = slots.max(1) * Candidates::BYTES_PER_SLOT;
+    partitions.min((budget / per_task).max(1))
+}
+
+/// Streams feature partitions, one after the other, through one slot array. The reservation comes
+/// back with the result: the held rows stay in memory until the join has gathered them.
 async fn probe(
-    mut stream: SendableRecordBatchStream,
+    streams: Vec<SendableRecordBatchStream>,
     index: Arc<EntityIndex>,
     options: PitJoinOptions,
     payload_schema: SchemaRef,
@@ -422,11 +450,31 @@ async fn probe(
 ) -> Result<(Candidates, MemoryReservation)> {
     let mut part = Candidates::new(index.slot_count(), payload_schema);
     reservation.try_resize(part.memory_size())?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let _timer = compute.timer();
-        part.add_batch(&batch, &index, &options)?;
-        reservation.try_resize(part.memory_size())?;
+    for mut stream in streams {
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let _timer = compute.timer();
+            part.add_batch(&batch, &index, &options)?;
+            reservation.try_resize(part.memory_size())?;
+        }
     }
     Ok((part, reservation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_tasks_stay_within_the_slot_budget() {
+        let slot = Candidates::BYTES_PER_SLOT;
+        assert_eq!(
+            probe_tasks(2, 1_000, 1 << 30),
+            2,
+            "small tables: a task per partition"
+        );
+        assert_eq!(probe_tasks(32, 1_000, 4 * 1_000 * slot), 4);
+        assert_eq!(probe_tasks(32, 10_000, 1), 1, "always one task");
+        assert_eq!(probe_tasks(0, 0, 1 << 30), 0, "no partitions, no tasks");
+    }
 }
