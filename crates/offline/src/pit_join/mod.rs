@@ -11,7 +11,7 @@
 //! The entity side is small next to feature history (it is already one in-memory table), so the
 //! operator builds on it, like a hash join in `CollectLeft` mode, and never sorts the feature side:
 //!
-//! 1. **Build.** Group the entity rows by key and order each group by time ([`EntityIndex`]). Each
+//! 1. **Build.** Group the entity rows by key and order each group by time (`EntityIndex`). Each
 //!    entity row is a *slot*.
 //! 2. **Probe**, one task per feature partition, on all cores. A feature row is eligible for every
 //!    slot of its key at or after the time it became known ([`asof_core::pit::known_from`]), so it is offered
