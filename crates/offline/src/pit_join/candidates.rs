@@ -26,6 +26,11 @@ impl Held {
     pub(super) fn newer_than(&self, other: &Held) -> bool {
         pit::newer((self.ts, self.created), (other.ts, other.created))
     }
+
+    /// (batch, row) of its payload among its partition's [`Candidates::payload`].
+    pub(super) fn location(&self) -> (usize, usize) {
+        (self.batch as usize, self.row as usize)
+    }
 }
 
 /// One probe partition's result: per slot the latest row that belongs to it (not yet propagated to
@@ -163,13 +168,9 @@ impl Candidates {
         Ok(())
     }
 
-    /// The payload batches, for the final gather, and where a held row's payload is in them.
+    /// The payload batches, for the final gather.
     pub(super) fn payload(&self) -> &[RecordBatch] {
         &self.batches
-    }
-
-    pub(super) fn locate(h: &Held) -> (usize, usize) {
-        (h.batch as usize, h.row as usize)
     }
 
     pub(super) fn memory_size(&self) -> usize {

@@ -350,15 +350,15 @@ impl JoinRun {
                 (p, part.await)
             });
         }
-        // In partition order, so that ties on (ts, created) across partitions resolve the same way
-        // on every run.
+        // In task order, so that ties on (ts, created) across tasks resolve the same way on every
+        // run. The tasks' reservations stay alive until the gather is done.
         let mut parts: Vec<Option<Candidates>> = Vec::new();
         parts.resize_with(probes.len(), || None);
-        let mut held_memory = Vec::new();
+        let mut reservations = Vec::new();
         while let Some(joined) = probes.join_next().await {
             let (p, result) = joined.map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?;
-            let (part, memory) = result?;
-            held_memory.push(memory);
+            let (part, reservation) = result?;
+            reservations.push(reservation);
             self.rows_in.add(part.rows_in);
             self.rows_used.add(part.rows_used);
             parts[p] = Some(part);
@@ -401,7 +401,7 @@ impl JoinRun {
                 if let Some((h, pi)) = running
                     && asof_core::pit::within_ttl(h.ts, index.times[slot], self.options.ttl)
                 {
-                    let (b, row) = Candidates::locate(&h);
+                    let (b, row) = h.location();
                     matched[index.rows[slot] as usize] = (first_source[pi] + b, row);
                 }
             }
