@@ -8,7 +8,6 @@
 
 #![allow(unreachable_pub)]
 
-use std::collections::HashMap;
 // The tests' Redis helpers; the cluster one is not used by the benches.
 #[allow(dead_code)]
 #[path = "../tests/serving/redis_server.rs"]
@@ -18,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use asof_core::keys::{KeyValue, encode_entity_key, store_key};
-use asof_offline::quickstart::{REPO_FILES, generate_data};
+use asof_offline::quickstart::{CUSTOMERS, DRIVERS, REPO_FILES, generate_data};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::{
     FeatureList, GetOnlineFeaturesRequest, RepeatedValue, Value, get_online_features_request::Kind,
@@ -41,27 +40,37 @@ const FEATURES: [&str; 5] = [
     "customer_profile:lifetime_trip_count",
 ];
 
-fn request(rows: usize, seed: usize) -> GetOnlineFeaturesRequest {
-    let int = |v: i64| Value {
-        kind: Some(value::Kind::Int64Val(v)),
+/// The project name the bench's repo is applied under.
+const PROJECT: &str = "rideshare";
+
+/// What a request for entity rows `seed..seed + rows` reads: per view, its join key and one
+/// quickstart id per row (drivers from 1001, customers from 201, cycling). The load and the raw
+/// Redis comparison both take their keys from here.
+fn entity_ids(rows: usize, seed: usize) -> [(&'static str, &'static str, Vec<i64>); 2] {
+    let ids = |first: i64, count: i64| {
+        (0..rows)
+            .map(|i| first + (seed + i) as i64 % count)
+            .collect()
     };
-    let mut entities = HashMap::new();
-    entities.insert(
-        "driver_id".into(),
-        RepeatedValue {
-            values: (0..rows)
-                .map(|i| int(1001 + ((seed + i) % 50) as i64))
-                .collect(),
-        },
-    );
-    entities.insert(
-        "customer_id".into(),
-        RepeatedValue {
-            values: (0..rows)
-                .map(|i| int(201 + ((seed + i) % 30) as i64))
-                .collect(),
-        },
-    );
+    [
+        ("driver_hourly_stats", "driver_id", ids(1001, DRIVERS)),
+        ("customer_profile", "customer_id", ids(201, CUSTOMERS)),
+    ]
+}
+
+fn request(rows: usize, seed: usize) -> GetOnlineFeaturesRequest {
+    let entities = entity_ids(rows, seed)
+        .into_iter()
+        .map(|(_, key, ids)| {
+            let values = ids
+                .into_iter()
+                .map(|v| Value {
+                    kind: Some(value::Kind::Int64Val(v)),
+                })
+                .collect();
+            (key.to_string(), RepeatedValue { values })
+        })
+        .collect();
     GetOnlineFeaturesRequest {
         kind: Some(Kind::Features(FeatureList {
             features: FEATURES.iter().map(|s| s.to_string()).collect(),
@@ -81,14 +90,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// names, which `redis-benchmark` can take on its command line; returns those names.
 fn stage_raw_lookups(url: &str, rows: usize) -> Vec<String> {
     let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let views = entity_ids(rows, 0);
     let mut names = Vec::new();
     for i in 0..rows {
-        for (view, key, base, modulo) in [
-            ("driver_hourly_stats", "driver_id", 1001, 50),
-            ("customer_profile", "customer_id", 201, 30),
-        ] {
-            let k = KeyValue::Int(base + (i % modulo) as i64);
-            let stored = store_key("rideshare", view, &encode_entity_key(&[key], &[&k]));
+        for (view, key, ids) in &views {
+            let k = KeyValue::Int(ids[i]);
+            let stored = store_key(PROJECT, view, &encode_entity_key(&[key], &[&k]));
             let value: Option<Vec<u8>> = redis::cmd("GET").arg(&stored).query(&mut conn).unwrap();
             let name = format!("bench:{rows}:{}", names.len());
             // A key the quickstart has no row for stays absent here too.
@@ -264,7 +271,7 @@ fn main() {
     for (name, text) in REPO_FILES {
         let text = if name == "feature_store.yaml" {
             format!(
-                "project: rideshare\nonline_store: {{type: redis, connection_string: \"{url}\"}}\n"
+                "project: {PROJECT}\nonline_store: {{type: redis, connection_string: \"{url}\"}}\n"
             )
         } else {
             text.to_string()
