@@ -23,6 +23,20 @@ use crate::setup::{Fixture, start_serving};
 const INDEX: &str = "help_articles";
 const FEATURES: [&str; 2] = ["document_stats:popularity", "document_stats:clicks_7d"];
 
+/// The index version the server answers a top-3 text search from.
+async fn served_version(
+    client: &mut asof_server::proto::v1::feature_serving_client::FeatureServingClient<
+        tonic::transport::Channel,
+    >,
+    query: &str,
+) -> String {
+    let resp = client
+        .search_documents(text_search(query, 3))
+        .await
+        .unwrap();
+    resp.into_inner().version
+}
+
 fn text_search(text: &str, k: u32) -> SearchDocumentsRequest {
     SearchDocumentsRequest {
         index: INDEX.into(),
@@ -273,18 +287,7 @@ async fn bad_queries_get_invalid_argument_and_deletes_and_promotes_apply_at_once
     // A new model builds v2 beside v1; the server answers from v1 until the promote.
     spec.embedding.model = "hashing-v2".into();
     indexes.sync(&fx.dir, &spec).unwrap();
-    let version = |r: tonic::Response<asof_server::proto::v1::SearchDocumentsResponse>| {
-        r.into_inner().version
-    };
-    assert_eq!(
-        version(
-            client
-                .search_documents(text_search(query, 3))
-                .await
-                .unwrap()
-        ),
-        "v1"
-    );
+    assert_eq!(served_version(&mut client, query).await, "v1");
     indexes.promote(INDEX, "v2").unwrap();
     let resp = client
         .search_documents(text_search(query, 3))
@@ -296,13 +299,5 @@ async fn bad_queries_get_invalid_argument_and_deletes_and_promotes_apply_at_once
         ("v2", "hashing/hashing-v2/256")
     );
     indexes.rollback(INDEX).unwrap();
-    assert_eq!(
-        version(
-            client
-                .search_documents(text_search(query, 3))
-                .await
-                .unwrap()
-        ),
-        "v1"
-    );
+    assert_eq!(served_version(&mut client, query).await, "v1");
 }
