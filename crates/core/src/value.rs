@@ -88,7 +88,10 @@ impl StoredRow {
         let row = RowReader::new(bytes)?;
         let (event_ts, created_ts) = (row.event_ts, row.created_ts);
         let features = row
-            .map(|f| f.map(|(name, v)| (name.to_string(), v)))
+            .map(|field| {
+                let field = field?;
+                Ok((field.name()?.to_string(), field.value()?))
+            })
             .collect::<Result<_, _>>()?;
         Ok(StoredRow {
             event_ts,
@@ -98,9 +101,9 @@ impl StoredRow {
     }
 }
 
-/// A stored row read in place: its timestamps, then its features in stored order with borrowed
-/// names. Serving reads rows this way to pick the requested features without allocating a name
-/// per feature per row; [`StoredRow::decode`] is this reader, collected.
+/// A stored row read in place: its timestamps, then its features in stored order, each decoded
+/// only if asked. Serving reads rows this way to decode just the requested features, with no name
+/// allocated or validated per feature per row; [`StoredRow::decode`] is this reader, collected.
 #[derive(Debug)]
 pub struct RowReader<'a> {
     pub event_ts: Nanos,
@@ -134,8 +137,26 @@ impl<'a> RowReader<'a> {
     }
 }
 
+/// One stored feature, not yet decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredField<'a> {
+    /// The name's bytes: compare them with a wanted name's bytes to skip UTF-8 validation.
+    pub name: &'a [u8],
+    value: &'a [u8],
+}
+
+impl<'a> StoredField<'a> {
+    pub fn name(&self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.name).map_err(|_| DecodeError("bad name"))
+    }
+
+    pub fn value(&self) -> Result<Value, DecodeError> {
+        Reader { b: self.value }.value()
+    }
+}
+
 impl<'a> Iterator for RowReader<'a> {
-    type Item = Result<(&'a str, Value), DecodeError>;
+    type Item = Result<StoredField<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.remaining == 0 {
@@ -144,9 +165,9 @@ impl<'a> Iterator for RowReader<'a> {
         self.remaining -= 1;
         let mut feature = || {
             let len = self.r.u16()? as usize;
-            let name =
-                std::str::from_utf8(self.r.take(len)?).map_err(|_| DecodeError("bad name"))?;
-            Ok((name, self.r.value()?))
+            let name = self.r.take(len)?;
+            let value = self.r.encoded_value()?;
+            Ok(StoredField { name, value })
         };
         let item = feature();
         if item.is_err() {
@@ -223,6 +244,32 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.arr()?))
     }
+    /// The next value's bytes (tag included), skipped over without decoding. Its layout must
+    /// match [`Reader::value`]'s.
+    fn encoded_value(&mut self) -> Result<&'a [u8], DecodeError> {
+        let start = self.b;
+        self.skip_value()?;
+        Ok(&start[..start.len() - self.b.len()])
+    }
+
+    fn skip_value(&mut self) -> Result<(), DecodeError> {
+        let len = match self.take(1)?[0] {
+            0 => 0,
+            1 => 1,
+            2 | 4 => 4,
+            3 | 5 | 8 => 8,
+            6 | 7 => self.u32()? as usize,
+            9 => {
+                for _ in 0..self.u32()? {
+                    self.skip_value()?;
+                }
+                0
+            }
+            _ => return Err(DecodeError("unknown value tag")),
+        };
+        self.take(len).map(drop)
+    }
+
     fn value(&mut self) -> Result<Value, DecodeError> {
         let tag = self.take(1)?[0];
         Ok(match tag {
@@ -291,6 +338,36 @@ mod tests {
             StoredRow::decode(&header).is_err(),
             "a non-hex header digit"
         );
+    }
+
+    /// A field's value is decoded only when asked: a bad value is reported for that field and
+    /// does not stop the reader from reaching the fields after it.
+    #[test]
+    fn fields_decode_on_demand() {
+        let row = StoredRow {
+            event_ts: 1,
+            created_ts: None,
+            features: vec![
+                ("list".into(), Value::List(vec![Value::String("x".into())])),
+                ("text".into(), Value::String("ok".into())),
+                ("n".into(), Value::Int64(42)),
+            ],
+        };
+        let mut bytes = row.encode();
+        let ok = bytes.windows(2).position(|w| w == b"ok").unwrap();
+        bytes[ok] = 0xff;
+        let fields: Vec<StoredField<'_>> = RowReader::new(&bytes)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let names: Vec<&[u8]> = fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, [&b"list"[..], b"text", b"n"]);
+        assert_eq!(fields[0].value().unwrap(), row.features[0].1);
+        assert!(
+            fields[1].value().is_err(),
+            "invalid UTF-8 in a string value"
+        );
+        assert_eq!(fields[2].value().unwrap(), Value::Int64(42));
     }
 
     proptest! {

@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 pub type OnlineResult<T> = Result<T, OnlineError>;
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone`: one failed round trip is reported to every read that shared it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OnlineError {
     /// The store cannot be reached (Redis down, timeout): callers may retry.
     #[error("online store {store} is unavailable: {message}")]

@@ -2,7 +2,8 @@
 //! served by the `asof serve` binary (set `ASOF_BIN`, default `target/release/asof`), hit over gRPC
 //! by a tonic client with a bounded request count. Reports throughput and p50/p99/p999 for 1 entity
 //! row and 100 entity rows (5 features, 2 views) at concurrency 1/16/64, beside `redis-benchmark`
-//! sending the same MGETs (same keys, same stored values) to the same Redis in the same run.
+//! sending the same MGETs (same keys, same stored values) to the same Redis in the same run, and
+//! beside the same server's health check: the rate of a gRPC call that does no work at all.
 //!
 //!     cargo build --release --bin asof && cargo bench -p asof-server --bench serving_load
 
@@ -195,19 +196,55 @@ fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Server, u16) 
     (Server(server), grpc_port)
 }
 
+/// Latencies and wall time of `total` calls spread over `concurrency` tasks, each task calling
+/// `call(task, i)` for its i-th request in turn.
+async fn drive<F, Fut>(concurrency: usize, total: usize, call: F) -> (Vec<Duration>, f64)
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let per_task = total / concurrency;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for i in 0..per_task {
+                let s = Instant::now();
+                call(t, i).await;
+                lat.push(s.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    (all, secs)
+}
+
+/// A small pool of HTTP/2 connections, as a production client keeps: one connection's frames are
+/// read and written by one task on each side, whatever its stream count.
+async fn channels(grpc_port: u16) -> Vec<tonic::transport::Channel> {
+    let mut pool = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+                .unwrap()
+                .tcp_nodelay(true);
+        pool.push(endpoint.connect().await.unwrap());
+    }
+    pool
+}
+
 /// Runs the request matrix against one server, prints its rows and returns (rows, req/s) at
 /// concurrency 16.
 async fn load(grpc_port: u16, label: &str) -> Vec<(usize, f64)> {
-    // A small pool of HTTP/2 connections, as a production client keeps: one connection's frames
-    // are read and written by one task on each side, whatever its stream count.
-    let mut pool = Vec::new();
-    for _ in 0..CONNECTIONS {
-        pool.push(
-            FeatureServingClient::connect(format!("http://127.0.0.1:{grpc_port}"))
-                .await
-                .unwrap(),
-        );
-    }
+    let pool = channels(grpc_port).await;
     let mut c16 = Vec::new();
     for rows in [1usize, 100] {
         for concurrency in [1usize, 16, 64] {
@@ -215,28 +252,16 @@ async fn load(grpc_port: u16, label: &str) -> Vec<(usize, f64)> {
                 continue;
             }
             let total = if rows == 1 { 20_000 } else { 4_000 } * scale();
-            let per_task = total / concurrency;
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for t in 0..concurrency {
-                let mut c = pool[t % pool.len()].clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut lat = Vec::with_capacity(per_task);
-                    for i in 0..per_task {
-                        let req = request(rows, t * 7919 + i);
-                        let s = Instant::now();
-                        c.get_online_features(req).await.unwrap();
-                        lat.push(s.elapsed());
-                    }
-                    lat
-                }));
-            }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            let secs = started.elapsed().as_secs_f64();
-            all.sort();
+            let pool = pool.clone();
+            let (all, secs) = drive(concurrency, total, move |t, i| {
+                let mut c = FeatureServingClient::new(pool[t % pool.len()].clone());
+                async move {
+                    c.get_online_features(request(rows, t * 7919 + i))
+                        .await
+                        .unwrap();
+                }
+            })
+            .await;
             let n = all.len();
             if concurrency == 16 {
                 c16.push((rows, n as f64 / secs));
@@ -252,6 +277,23 @@ async fn load(grpc_port: u16, label: &str) -> Vec<(usize, f64)> {
         }
     }
     c16
+}
+
+/// The same server's `grpc.health.v1.Health/Check` at concurrency 16, through the same client
+/// pool: a unary RPC that reads nothing and answers a few bytes, so its rate is the most any RPC
+/// of this gRPC stack reaches on this machine, whatever its handler does.
+async fn transport_floor(grpc_port: u16) -> f64 {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let pool = channels(grpc_port).await;
+    let (all, secs) = drive(16, 20_000 * scale(), move |t, _| {
+        let mut c = HealthClient::new(pool[t % pool.len()].clone());
+        async move {
+            c.check(HealthCheckRequest::default()).await.unwrap();
+        }
+    })
+    .await;
+    all.len() as f64 / secs
 }
 
 fn main() {
@@ -300,7 +342,9 @@ fn main() {
     let mut c16 = Vec::new();
     for (workers, label) in [(None, "default (2)"), (Some(1), "1")] {
         let (server, grpc_port) = start_server(&bin, &repo_arg, workers);
-        c16.push((label, rt.block_on(load(grpc_port, label))));
+        let results = rt.block_on(load(grpc_port, label));
+        let floor = rt.block_on(transport_floor(grpc_port));
+        c16.push((label, results, floor));
         drop(server);
     }
 
@@ -308,21 +352,23 @@ fn main() {
     // entity row, the stored values), from redis-benchmark's C client with as many connections.
     println!();
     println!(
-        "| entity rows | keys per MGET | redis-benchmark MGET req/s (16 clients) | server workers | asof req/s (c=16) | asof / raw Redis |"
+        "| entity rows | keys per MGET | redis-benchmark MGET req/s (16 clients) | server workers | asof req/s (c=16) | asof / raw Redis | gRPC floor req/s (Health/Check, c=16) | floor / raw Redis | asof / floor |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for rows in [1usize, 100] {
         let mut args = vec!["MGET".to_string()];
         args.extend(stage_raw_lookups(&url, rows));
         let raw = redis_benchmark(port, 16, if rows == 1 { 100_000 } else { 20_000 }, &args);
-        for (label, results) in &c16 {
+        for (label, results, floor) in &c16 {
             let Some(&(_, asof)) = results.iter().find(|r| r.0 == rows) else {
                 continue;
             };
             println!(
-                "| {rows} | {} | {raw:.0} | {label} | {asof:.0} | {:.0}% |",
+                "| {rows} | {} | {raw:.0} | {label} | {asof:.0} | {:.0}% | {floor:.0} | {:.0}% | {:.0}% |",
                 args.len() - 1,
-                100.0 * asof / raw
+                100.0 * asof / raw,
+                100.0 * floor / raw,
+                100.0 * asof / floor
             );
         }
     }

@@ -534,10 +534,13 @@ fn requested_features(
     let row = RowReader::new(bytes).map_err(corrupt)?;
     let event_ts = row.event_ts;
     let mut values = vec![Value::Null; features.len()];
-    for stored in row {
-        let (name, value) = stored.map_err(corrupt)?;
-        if let Some(i) = features.iter().position(|f| f.name == name) {
-            values[i] = value;
+    for field in row {
+        let field = field.map_err(corrupt)?;
+        if let Some(i) = features
+            .iter()
+            .position(|f| f.name.as_bytes() == field.name)
+        {
+            values[i] = field.value().map_err(corrupt)?;
         }
     }
     Ok((event_ts, values))

@@ -1,6 +1,6 @@
 //! Bad requests get INVALID_ARGUMENT and the server keeps serving; pushes never regress data; Redis
 //! going away gives UNAVAILABLE (not a hang) and serving recovers when it returns; deleting a view's
-//! keys removes its online data.
+//! keys removes its online data; reads sharing one Redis round trip each get their own rows.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -321,4 +321,50 @@ async fn one_write_call_mixes_newer_older_and_new_keys_on_redis() {
         ),
         (10, Some(6), 1)
     );
+}
+
+/// Reads issued together share one Redis round trip; each must still get exactly its own rows, in
+/// its own key order, absent keys included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_each_get_their_own_rows_on_redis() {
+    use asof_core::value::{StoredRow, Value as V};
+    let redis = RedisServer::start();
+    let fx = Fixture::on_redis(&redis);
+    let store = fx.store().await;
+    fn key(i: i64) -> Vec<u8> {
+        format!("k{i}").into_bytes()
+    }
+    let rows = (0..100)
+        .map(|i| {
+            let row = StoredRow {
+                event_ts: i,
+                created_ts: None,
+                features: vec![("x".into(), V::Int64(i))],
+            };
+            (key(i), row.encode())
+        })
+        .collect();
+    assert_eq!(store.write(rows).await.unwrap(), 100);
+
+    let wanted = |r: i64| vec![key(r % 100), b"absent".to_vec(), key(r * 7 % 100)];
+    let reads = (0..300).map(|r| {
+        let store = store.clone();
+        // Half from one task (polled in one turn), half from tasks of their own.
+        let read = async move { store.read(wanted(r)).await.unwrap() };
+        async move {
+            if r % 2 == 0 {
+                read.await
+            } else {
+                tokio::spawn(read).await.unwrap()
+            }
+        }
+    });
+    let answers = futures::future::join_all(reads).await;
+    for (r, got) in (0..).zip(answers) {
+        let ts: Vec<Option<i64>> = got
+            .iter()
+            .map(|row| row.as_ref().map(|b| StoredRow::decode(b).unwrap().event_ts))
+            .collect();
+        assert_eq!(ts, [Some(r % 100), None, Some(r * 7 % 100)], "read {r}");
+    }
 }
