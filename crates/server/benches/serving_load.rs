@@ -196,8 +196,9 @@ fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Server, u16) 
     (Server(server), grpc_port)
 }
 
-/// Latencies and wall time of `total` calls spread over `concurrency` tasks, each task calling
-/// `call(task, i)` for its i-th request in turn.
+/// Latencies and wall time of `total` calls spread over `concurrency` tasks, each task awaiting
+/// `call(task, i)` for its i-th request in turn. The latency clock starts after `call` returns its
+/// future, so work `call` does up front (building the request) is not counted.
 async fn drive<F, Fut>(concurrency: usize, total: usize, call: F) -> (Vec<Duration>, f64)
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
@@ -211,8 +212,9 @@ where
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per_task);
             for i in 0..per_task {
+                let request = call(t, i);
                 let s = Instant::now();
-                call(t, i).await;
+                request.await;
                 lat.push(s.elapsed());
             }
             lat
@@ -255,10 +257,9 @@ async fn load(grpc_port: u16, label: &str) -> Vec<(usize, f64)> {
             let pool = pool.clone();
             let (all, secs) = drive(concurrency, total, move |t, i| {
                 let mut c = FeatureServingClient::new(pool[t % pool.len()].clone());
+                let req = request(rows, t * 7919 + i);
                 async move {
-                    c.get_online_features(request(rows, t * 7919 + i))
-                        .await
-                        .unwrap();
+                    c.get_online_features(req).await.unwrap();
                 }
             })
             .await;
