@@ -375,9 +375,10 @@ impl OnlineStore for RedisStore {
         match &self.conn {
             Conn::Single(conn) => self.shared_read(conn.clone(), keys).await,
             // A cluster pipeline cannot cross slots; the cluster client splits one MGET by slot.
-            Conn::Cluster(conn) => redis::cmd("MGET")
-                .arg(&keys)
-                .query_async(&mut conn.clone())
+            Conn::Cluster(_) => self
+                .conn
+                .clone()
+                .cmd(redis::cmd("MGET").arg(&keys))
                 .await
                 .map_err(|e| self.error(e)),
         }

@@ -25,6 +25,8 @@ use asof_server::proto::v1::{
     value,
 };
 
+use redis_server::free_port;
+
 /// HTTP/2 connections the load generator spreads its concurrent requests over.
 const CONNECTIONS: usize = 4;
 
@@ -145,14 +147,6 @@ fn scale() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running `asof serve`, stopped when dropped (also when the bench panics).
