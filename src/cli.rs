@@ -99,6 +99,12 @@ pub enum Command {
         /// Redis or other busy processes share the machine keeps the tail latency down.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         workers: Option<u16>,
+        /// Serve gRPC over TLS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Ask a running server for online features.
     Query(QueryArgs),
@@ -188,7 +194,21 @@ pub struct QueryArgs {
     #[arg(long, default_value = "http://127.0.0.1:6566")]
     pub server: String,
     #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
     pub format: FormatArg,
+}
+
+/// How a client reaches a secured server.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Bearer token for a server with `serving.auth` (default: $ASOF_TOKEN).
+    #[arg(long, env = "ASOF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM file of the CA that signed the server's TLS certificate (for `https://` servers with
+    /// a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Which features a command asks for: refs or a feature service (exactly one).

@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use asof_core::time::{format_nanos, parse_instant, to_nanos};
 use asof_retrieval::{IndexStore, LiveIndexes};
+use asof_server::auth::Tokens;
 use asof_server::convert::{nanos, timestamp};
 use asof_server::materialize::{incremental_start, materialize as run_materialize, select_views};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
@@ -15,10 +17,11 @@ use asof_server::proto::v1::{
     FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value,
 };
 use asof_server::retrieval_log::RetrievalLog;
-use asof_server::service::{Serving, serve as run_serve};
+use asof_server::service::{Security, Serving, serve_secured};
+use asof_server::snapshot::FollowedRegistry;
 
 use super::Ctx;
-use crate::cli::{OutputFormat, QueryArgs};
+use crate::cli::{ConnectionArgs, OutputFormat, QueryArgs};
 use crate::progress::{rate, spinner, thousands};
 
 pub async fn materialize(
@@ -69,8 +72,16 @@ pub async fn materialize(
     let mut rows = 0;
     let mut values = 0;
     for r in &reports {
+        let nulls = if r.null_keys > 0 {
+            format!(
+                "; {} rows with a null key not written (a null key never matches)",
+                thousands(r.null_keys as u64)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{}: [{} .. {}] {} keys, {} written ({} not newer than stored)",
+            "{}: [{} .. {}] {} keys, {} written ({} not newer than stored){nulls}",
             r.view,
             r.start,
             r.end,
@@ -90,25 +101,53 @@ pub async fn materialize(
     Ok(())
 }
 
-pub async fn serve(
-    ctx: &Ctx,
-    grpc: SocketAddr,
-    metrics: SocketAddr,
-    log_retrievals: Option<std::path::PathBuf>,
-) -> Result<()> {
+pub struct ServeArgs {
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+    pub log_retrievals: Option<PathBuf>,
+    /// Certificate and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+    let ServeArgs {
+        grpc,
+        metrics,
+        log_retrievals,
+        tls,
+    } = args;
     let config = ctx.config()?;
-    let registry = ctx.registry()?;
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading TLS file {}", p.display()));
+    let security = Security {
+        tls: tls
+            .as_ref()
+            .map(|(c, k)| anyhow::Ok((read(c)?, read(k)?)))
+            .transpose()?,
+        tokens: config
+            .serving
+            .auth
+            .as_ref()
+            .map(|a| Tokens::load(a, &ctx.repo))
+            .transpose()?,
+    };
+    // Followed while serving: an `apply` or `materialize` takes effect on the next request.
+    let registry = FollowedRegistry::follow(&config.registry_path(&ctx.repo))?;
     let store = asof_online::open(&config.online_store, &ctx.repo)
         .await
         .context("opening the online store")?;
     let described = store.describe();
-    let views = registry.feature_views.len();
-    let indexes = registry.document_indexes.len();
-    let mut serving = Serving::new(registry, store);
-    if indexes > 0 {
-        let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
-        serving = serving.with_indexes(live);
-    }
+    let (views, indexes) = {
+        let snap = registry.snapshot();
+        (
+            snap.registry.feature_views.len(),
+            snap.registry.document_indexes.len(),
+        )
+    };
+    let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
+    let mut serving = Serving::following(registry, store)
+        .with_indexes(live)
+        .with_limits(config.serving.limits.clone());
     let log = log_retrievals
         .map(|dir| RetrievalLog::new(&dir))
         .transpose()?;
@@ -147,10 +186,20 @@ pub async fn serve(
         metrics_listener.local_addr()?
     );
     let metrics_task = tokio::spawn(serving.metrics().serve(metrics_listener));
-    let served = run_serve(serving, grpc, shutdown, move |addr| {
+    let scheme = if security.tls.is_some() {
+        "grpcs"
+    } else {
+        "grpc"
+    };
+    let auth = if security.tokens.is_some() {
+        " (bearer tokens required)"
+    } else {
+        ""
+    };
+    let served = serve_secured(serving, grpc, security, shutdown, move |addr| {
         // Tests and scripts wait for this line.
         println!(
-            "asof serving {views} feature views and {indexes} document indexes from {described} on grpc://{addr}"
+            "asof serving {views} feature views and {indexes} document indexes from {described} on {scheme}://{addr}{auth}"
         );
     })
     .await;
@@ -204,9 +253,7 @@ fn show(v: &Value) -> String {
 }
 
 pub async fn query(args: &QueryArgs) -> Result<()> {
-    let mut client = FeatureServingClient::connect(args.server.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.server))?;
+    let mut client = connect(&args.server, &args.connection).await?;
     let entities: HashMap<String, RepeatedValue> = args
         .entities
         .iter()
@@ -232,7 +279,7 @@ pub async fn query(args: &QueryArgs) -> Result<()> {
             as_of,
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+        .map_err(|s| anyhow::anyhow!("the server answered {:?}: {}", s.code(), s.message()))?
         .into_inner();
     let names = resp.metadata.map(|m| m.feature_names).unwrap_or_default();
     let rows = resp.results.first().map_or(0, |r| r.values.len());
@@ -270,4 +317,60 @@ pub async fn query(args: &QueryArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A client of `server` (`http://` or `https://`), sending `--token` with every request and
+/// trusting `--ca` for TLS.
+async fn connect(
+    server: &str,
+    conn: &ConnectionArgs,
+) -> Result<
+    FeatureServingClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+    >,
+> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_string())
+        .with_context(|| format!("bad --server URL `{server}`"))?;
+    if server.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = &conn.ca {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("reading --ca {}", ca.display()))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .context("configuring TLS for --server")?;
+    } else if conn.ca.is_some() {
+        bail!("--ca is for TLS servers: use an https:// --server URL");
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let bearer = match &conn.token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .context("--token holds characters a header cannot carry")?,
+        ),
+        None => None,
+    };
+    Ok(FeatureServingClient::with_interceptor(
+        channel,
+        Bearer(bearer),
+    ))
+}
+
+/// Adds `authorization: Bearer <token>` to every request, when a token was given.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
 }

@@ -54,6 +54,14 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
     let repo = Repo::load(&ctx.repo)?;
     let catalog = asof_core::validate::validate(&repo, &ParquetProbe)?;
     let path = repo.config.registry_path(&ctx.repo);
+    // `apply` holds the registry lock from its read to its write: a materialize recording a
+    // watermark, or another apply, waits and then sees this one's result. `plan` writes nothing
+    // and takes no lock.
+    let _lock = if apply {
+        Some(Registry::lock(&path)?)
+    } else {
+        None
+    };
     let old = Registry::load(&path)?;
     if let Some(o) = &old
         && o.project != repo.config.project
@@ -83,7 +91,7 @@ pub fn plan(ctx: &Ctx, format: OutputFormat, apply: bool) -> Result<()> {
         super::runtime()?.block_on(async {
             let store = asof_online::open(&repo.config.online_store, &ctx.repo).await?;
             for view in &deleted_views {
-                let n = store.delete_prefix(asof_core::keys::view_prefix(&repo.config.project, view)).await.with_context(|| {
+                let n = store.delete_prefix(asof_core::keys::view_keys_prefix(&repo.config.project, view)).await.with_context(|| {
                     format!("removing the online data of deleted view `{view}` (the registry was not changed)")
                 })?;
                 if format == OutputFormat::Text && !ctx.quiet {

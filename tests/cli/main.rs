@@ -6,5 +6,8 @@ mod errors;
 mod index;
 mod lifecycle;
 mod online;
+mod processes;
+mod security;
+mod server;
 mod training;
 mod util;

@@ -1,8 +1,6 @@
 //! The quickstart's online half from the CLI: materialize, serve, query, and a graceful SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
+use crate::server::Server;
 use crate::util::{TestRepo, stdout_of};
 
 #[test]
@@ -19,38 +17,16 @@ fn materialize_serve_query_and_shut_down_on_sigterm() {
         "a re-run from the watermark writes nothing new: {again}"
     );
 
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_asof"))
-        .args([
-            "--repo",
-            r.dir.to_str().unwrap(),
-            "serve",
-            "--grpc",
-            &format!("127.0.0.1:{port}"),
-            "--metrics",
-            &format!("127.0.0.1:{metrics_port}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let server = Server::start(&r, &[], &[]);
     assert!(
-        line.contains(&format!("on grpc://127.0.0.1:{port}")),
-        "{line}"
+        server
+            .banner
+            .contains(&format!("on grpc://127.0.0.1:{}", server.port)),
+        "{}",
+        server.banner
     );
 
-    let server_url = format!("http://127.0.0.1:{port}");
+    let server_url = server.url();
     let out = stdout_of(&mut r.run(&[
         "query",
         "--server",
@@ -91,14 +67,7 @@ fn materialize_serve_query_and_shut_down_on_sigterm() {
         String::from_utf8_lossy(&bad)
     );
 
-    let mut http = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-    std::io::Write::write_all(
-        &mut http,
-        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    let mut body = String::new();
-    std::io::Read::read_to_string(&mut http, &mut body).unwrap();
+    let body = server.metrics();
     assert!(
         body.contains(r#"asof_requests_total{rpc="GetOnlineFeatures",code="Ok"} 1"#),
         "{body}"
@@ -113,10 +82,6 @@ fn materialize_serve_query_and_shut_down_on_sigterm() {
         "{body}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    let status = server.wait().unwrap();
+    let status = server.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }

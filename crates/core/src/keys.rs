@@ -70,6 +70,16 @@ pub fn view_prefix(project: &str, view: &str) -> Vec<u8> {
     prefix_with_room(project, view, 0)
 }
 
+/// The prefix of every store key of a view and of no other key: the view prefix and the entity
+/// key's version byte. Project and view names hold no `:` (validation rejects it), so project `p`
+/// view `v` can never be a prefix of project `p:v`'s keys; the version byte makes the match exact
+/// even so. Deleting a view removes exactly the keys under this prefix.
+pub fn view_keys_prefix(project: &str, view: &str) -> Vec<u8> {
+    let mut k = prefix_with_room(project, view, 1);
+    k.push(ENTITY_KEY_VERSION);
+    k
+}
+
 /// The prefix, in a buffer with `room` more bytes reserved: serving builds a key per entity row.
 fn prefix_with_room(project: &str, view: &str, room: usize) -> Vec<u8> {
     let mut k = Vec::with_capacity(7 + project.len() + view.len() + room);

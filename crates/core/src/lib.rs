@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod keys;
 pub mod locate;
+pub mod lock;
 pub mod pit;
 pub mod refs;
 pub mod registry;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::write_atomic;
 use crate::catalog::Catalog;
 use crate::error::{CoreError, CoreResult};
+use crate::lock::{FileLock, lock_path_for};
 
 pub const REGISTRY_FORMAT_VERSION: u32 = 1;
 
@@ -294,7 +295,29 @@ impl Registry {
         Self::load(path)?.ok_or_else(|| CoreError::NoRegistry(path.to_path_buf()))
     }
 
-    /// Writes the registry atomically.
+    /// Locks the registry at `path` against other processes' read-modify-writes. Every writer
+    /// holds it from its read to its write, so two commands racing never lose either's change.
+    pub fn lock(path: &Path) -> CoreResult<FileLock> {
+        FileLock::exclusive(&lock_path_for(path))
+    }
+
+    /// A read-modify-write under [`Registry::lock`]: `change` sees the registry as it is on disk
+    /// now (not as this process read it earlier) and edits it; it is saved if `change` returns
+    /// `true`. A registry must exist.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut Registry) -> CoreResult<(bool, T)>,
+    ) -> CoreResult<T> {
+        let _lock = Self::lock(path)?;
+        let mut registry = Self::load_required(path)?;
+        let (changed, out) = change(&mut registry)?;
+        if changed {
+            registry.save(path)?;
+        }
+        Ok(out)
+    }
+
+    /// Writes the registry atomically. Callers that read it first hold [`Registry::lock`].
     pub fn save(&self, path: &Path) -> CoreResult<()> {
         write_atomic(path, |w| {
             serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;

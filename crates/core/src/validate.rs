@@ -19,6 +19,9 @@ pub struct ColumnInfo {
     pub dtype: Option<DType>,
     /// The engine's own name for the type, for messages.
     pub type_name: String,
+    /// Why this column cannot be a join key (with the fix), or `None` if it can. The engine's
+    /// type model decides; core only reports.
+    pub key_problem: Option<String>,
 }
 
 /// Reads a source's schema. Implemented by the offline store; core has no Parquet reader.
@@ -94,6 +97,62 @@ impl Checker<'_> {
     }
 }
 
+/// The project name is part of every online key (`asof:{project}:{view}:`): a `:` or a glob
+/// character in it could make one project's keys a prefix or a pattern match of another's.
+fn check_project_name(ck: &mut Checker<'_>) {
+    let project = &ck.repo.config.project;
+    let ok = project
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && project
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        return;
+    }
+    let config_text =
+        std::fs::read_to_string(ck.repo.dir.join(crate::config::CONFIG_FILE)).unwrap_or_default();
+    let (line, column) = locate::find_token(
+        &config_text,
+        1,
+        config_text.lines().count(),
+        Some("project"),
+        project,
+    )
+    .unwrap_or((1, 1));
+    ck.diags.push(
+        Diagnostic::new(
+            crate::config::CONFIG_FILE,
+            line,
+            column,
+            format!("project name `{project}` may hold only letters, digits, `_` and `-`, starting with a letter or `_`"),
+        )
+        .with_hint(Some(format!(
+            "e.g. `project: {}`",
+            sanitized_project(project)
+        ))),
+    );
+}
+
+fn sanitized_project(project: &str) -> String {
+    let s: String = project
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        s
+    } else {
+        format!("_{s}")
+    }
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -108,6 +167,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         repo,
         diags: Vec::new(),
     };
+    check_project_name(&mut ck);
     ck.check_names("entity", &repo.entities, |e| &e.name);
     ck.check_names("source", &repo.sources, |s| &s.name);
     ck.check_names("feature view", &repo.feature_views, |v| &v.name);
@@ -131,6 +191,30 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         .collect();
 
     for e in &repo.entities {
+        let mut seen_keys = std::collections::HashSet::new();
+        for k in &e.def.join_keys {
+            if !is_identifier(k) {
+                ck.at(
+                    e,
+                    Some("join_keys"),
+                    k,
+                    format!(
+                        "entity `{}`: join key `{k}` is not an identifier",
+                        e.def.name
+                    ),
+                    Some("use letters, digits and `_`, starting with a letter or `_`".into()),
+                );
+            }
+            if !seen_keys.insert(k.as_str()) {
+                ck.at(
+                    e,
+                    Some("join_keys"),
+                    k,
+                    format!("entity `{}` lists join key `{k}` twice", e.def.name),
+                    Some("list each key once".into()),
+                );
+            }
+        }
         if e.def.join_keys.is_empty() {
             ck.at(
                 e,
@@ -254,6 +338,24 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
             cols.iter().map(|c| (c.name.as_str(), c)).collect();
         let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         for key in &join_keys {
+            if let Some(problem) = by_name
+                .get(key.as_str())
+                .and_then(|c| c.key_problem.as_ref())
+            {
+                ck.at(
+                    v,
+                    Some("entities"),
+                    view.entities
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("entities"),
+                    format!(
+                        "feature view `{}`: join key `{key}` of source `{}` ({}): {problem}",
+                        view.name, source.def.name, source.def.path
+                    ),
+                    None,
+                );
+            }
             if !by_name.contains_key(key.as_str()) {
                 ck.at(
                     v,

@@ -36,7 +36,8 @@ impl EntityTable {
     pub async fn read(path: &Path) -> OfflineResult<Self> {
         let config = SessionConfig::new()
             .with_target_partitions(1)
-            .with_repartition_file_scans(false);
+            .with_repartition_file_scans(false)
+            .set_bool(crate::types::FORCE_VIEW_TYPES, false);
         let ctx = SessionContext::new_with_config(config);
         let err = |message: String| OfflineError::EntityTable {
             path: path.to_path_buf(),
@@ -51,7 +52,11 @@ impl EntityTable {
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         let df = match ext.as_str() {
-            "parquet" | "pq" => ctx.read_parquet(s, ParquetReadOptions::default()).await,
+            "parquet" | "pq" => {
+                let ext = format!(".{ext}");
+                ctx.read_parquet(s, ParquetReadOptions::default().file_extension(&ext))
+                    .await
+            }
             "csv" => {
                 ctx.read_csv(s, CsvReadOptions::new().file_extension(".csv"))
                     .await

@@ -3,7 +3,6 @@
 //! The join is [`pit_join::PitJoinExec`], a custom `ExecutionPlan` (DataFusion 55 has no ASOF join);
 //! [`store::OfflineStore`] plans it per feature view and assembles the views' columns.
 
-pub mod arrow_types;
 pub mod audit;
 pub mod entity_table;
 pub mod error;
@@ -14,6 +13,7 @@ pub mod quickstart;
 pub mod source;
 pub mod store;
 pub mod timestamps;
+pub mod types;
 
 pub use entity_table::EntityTable;
 pub use error::{OfflineError, OfflineResult};

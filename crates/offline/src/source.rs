@@ -11,9 +11,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, cast, ident, lit};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use crate::arrow_types::arrow_type;
 use crate::error::{OfflineError, OfflineResult};
 use crate::timestamps::nanos_expr;
+use crate::types::arrow_type;
 
 /// Internal column names of a scanned view; chosen not to collide with identifiers users declare.
 pub const FEATURE_TS: &str = "__asof_feature_ts";

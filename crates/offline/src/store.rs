@@ -10,18 +10,20 @@ use asof_core::refs::event_timestamp_column_name;
 use asof_core::{FeatureRequest, ResolvedView, pit};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use datafusion::common::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::ident;
-use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 
-use crate::arrow_types::keys_compatible;
 use crate::entity_table::EntityTable;
-use crate::error::{OfflineError, OfflineResult};
+use crate::error::OfflineResult;
 use crate::pit_join::{PitJoinExec, PitJoinOptions};
 use crate::source::{FEATURE_CREATED, FEATURE_TS, TimeBounds, scan_view, source_error};
 use crate::timestamps::{from_nanos, to_nanos};
+use crate::types::{keys_compatible, plain_type, to_plain};
 
 const ENTITY_TS: &str = "__asof_entity_ts";
 
@@ -84,7 +86,8 @@ impl OfflineStore {
     pub fn with_tuning(repo_dir: &Path, batch_size: usize, partitions: Option<usize>) -> Self {
         let mut config = SessionConfig::new()
             .with_batch_size(batch_size)
-            .with_parquet_pruning(true);
+            .with_parquet_pruning(true)
+            .set_bool(crate::types::FORCE_VIEW_TYPES, false);
         if let Some(p) = partitions {
             config = config.with_target_partitions(p.max(1));
         }
@@ -238,89 +241,124 @@ impl OfflineStore {
 
     /// Joins each view's features onto the entity table's rows, as of each row's timestamp. The
     /// result has the entity table's columns, then the features in request order, row for row.
+    /// Collects [`Self::training_set_stream`]; writers should consume the stream instead.
     pub async fn training_set(
         &self,
         entities: &EntityTable,
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
     ) -> OfflineResult<RecordBatch> {
-        let plans = self.plans(entities, request, opts).await?;
-        let n = entities.num_rows();
-        let mut columns: Vec<ArrayRef> = entities.batch.columns().to_vec();
-        let mut fields: Vec<Field> = entities
-            .batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        let mut per_view: Vec<RecordBatch> = Vec::with_capacity(plans.len());
-        let results = futures::future::try_join_all(
-            plans
-                .iter()
-                .map(|(_, plan)| collect(Arc::clone(plan), self.ctx.task_ctx())),
-        )
-        .await?;
-        for ((view, plan), batches) in plans.iter().zip(results) {
-            let joined = concat_batches(&plan.schema(), &batches)?;
-            if joined.num_rows() != n {
-                return Err(OfflineError::Request(format!(
-                    "internal: view `{}` produced {} rows for {n} entity rows",
-                    view.view.name,
-                    joined.num_rows()
-                )));
-            }
-            per_view.push(joined);
-        }
-        for (vidx, feature, out_name) in &request.columns {
-            let b = &per_view[*vidx];
-            let col = b
-                .column_by_name(feature)
-                .expect("scan selects every requested feature");
-            fields.push(Field::new(out_name, col.data_type().clone(), true));
-            columns.push(Arc::clone(col));
-        }
-        if opts.with_timestamps {
-            for (v, b) in request.views.iter().zip(&per_view) {
-                let ts = from_nanos(
-                    b.column_by_name(FEATURE_TS)
-                        .expect("feature ts passes through")
-                        .as_primitive::<Int64Type>(),
-                );
-                fields.push(Field::new(
-                    event_timestamp_column_name(&v.view.name),
-                    ts.data_type().clone(),
-                    true,
-                ));
-                columns.push(ts);
-            }
-        }
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
-        Ok(RecordBatch::try_new(schema, columns)?)
+        let stream = self.training_set_stream(entities, request, opts).await?;
+        let schema = stream.schema();
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        Ok(concat_batches(&schema, &batches)?)
     }
 
-    /// [`Self::training_set`] as a stream of batches of at most `batch_size` rows, for callers that
-    /// write or send the result incrementally.
+    /// The training set as a stream of batches in entity row order, produced as the consumer
+    /// reads: each view's join emits its rows in batches aligned on the same entity rows, and each
+    /// output batch is assembled from one batch of every view, so the whole table never exists in
+    /// memory at once.
     pub async fn training_set_stream(
         &self,
         entities: &EntityTable,
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
     ) -> OfflineResult<datafusion::physical_plan::SendableRecordBatchStream> {
-        let table = self.training_set(entities, request, opts).await?;
-        let batch_size = self.ctx.copied_config().batch_size().max(1);
-        let schema = table.schema();
-        let batches: Vec<_> = (0..table.num_rows().div_ceil(batch_size))
-            .map(|i| {
-                let start = i * batch_size;
-                Ok(table.slice(start, batch_size.min(table.num_rows() - start)))
-            })
+        let plans = self.plans(entities, request, opts).await?;
+        let mut streams = Vec::with_capacity(plans.len());
+        for (_, plan) in &plans {
+            streams.push(execute_stream(Arc::clone(plan), self.ctx.task_ctx())?);
+        }
+        let mut fields: Vec<Field> = entities
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), plain_type(f.data_type()), f.is_nullable()))
             .collect();
+        // Where each output feature column comes from: (view, column index in its join output).
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        for (vidx, feature, out_name) in &request.columns {
+            let schema = plans[*vidx].1.schema();
+            let (i, f) = schema
+                .column_with_name(feature)
+                .expect("scan selects every requested feature");
+            fields.push(Field::new(out_name, plain_type(f.data_type()), true));
+            picks.push((*vidx, i));
+        }
+        let mut ts_picks = Vec::new();
+        if opts.with_timestamps {
+            for (vidx, (view, plan)) in plans.iter().enumerate() {
+                let (i, _) = plan
+                    .schema()
+                    .column_with_name(FEATURE_TS)
+                    .expect("feature ts passes through");
+                fields.push(Field::new(
+                    event_timestamp_column_name(&view.view.name),
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                    true,
+                ));
+                ts_picks.push((vidx, i));
+            }
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let entity_batch = entities.batch.clone();
+        let n = entity_batch.num_rows();
+        let names: Vec<String> = plans.iter().map(|(v, _)| v.view.name.clone()).collect();
+        let out_schema = Arc::clone(&schema);
+        let state = (streams, 0usize);
+        let stream = futures::stream::try_unfold(state, move |(mut streams, offset)| {
+            let schema = Arc::clone(&out_schema);
+            let entity_batch = entity_batch.clone();
+            let names = names.clone();
+            let picks = picks.clone();
+            let ts_picks = ts_picks.clone();
+            async move {
+                let mut parts = Vec::with_capacity(streams.len());
+                for (s, name) in streams.iter_mut().zip(&names) {
+                    parts.push(s.next().await.transpose()?.map(|b| (b, name)));
+                }
+                let rows = match parts.first() {
+                    None | Some(None) => {
+                        if offset != n || parts.iter().any(Option::is_some) {
+                            return Err(DataFusionError::Internal(format!(
+                                "the views' joins ended unevenly after {offset} of {n} entity rows"
+                            )));
+                        }
+                        return Ok(None);
+                    }
+                    Some(Some((b, _))) => b.num_rows(),
+                };
+                for p in &parts {
+                    match p {
+                        Some((b, _)) if b.num_rows() == rows => {}
+                        _ => {
+                            let name = p.as_ref().map_or("?", |(_, n)| n.as_str());
+                            return Err(DataFusionError::Internal(format!(
+                                "view `{name}`'s join is not aligned with the others at entity row {offset}"
+                            )));
+                        }
+                    }
+                }
+                let batches: Vec<&RecordBatch> = parts.iter().flatten().map(|(b, _)| b).collect();
+                let mut columns: Vec<ArrayRef> = entity_batch
+                    .slice(offset, rows)
+                    .columns()
+                    .iter()
+                    .map(to_plain)
+                    .collect::<datafusion::common::Result<_>>()?;
+                for &(v, i) in &picks {
+                    columns.push(to_plain(batches[v].column(i))?);
+                }
+                for &(v, i) in &ts_picks {
+                    columns.push(from_nanos(batches[v].column(i).as_primitive::<Int64Type>()));
+                }
+                let batch = RecordBatch::try_new(schema, columns)?;
+                Ok(Some((batch, (streams, offset + rows))))
+            }
+        });
         Ok(Box::pin(
-            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                schema,
-                futures::stream::iter(batches),
-            ),
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
         ))
     }
 

@@ -1,18 +1,36 @@
-//! The embedded store: a redb file inside the repo, for local use with no server.
+//! The embedded store: a SQLite file inside the repo, for local use with no server.
+//!
+//! SQLite in WAL mode lets several processes share the file: `asof serve` keeps reading while
+//! `materialize`, `apply` or a stream worker write, and each read transaction sees every write
+//! committed before it began, so the server answers with new rows on its next request. Writers
+//! queue on SQLite's own lock (`busy_timeout`), never on a lock file of ours.
+//!
+//! Rows keep the byte-ordered header of `asof_core::value`, and the never-regress rule is one SQL
+//! upsert: a row replaces the stored one only if its header compares greater (SQLite compares
+//! BLOBs with `memcmp`), decided inside the write transaction.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use asof_core::value::HEADER_LEN;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{OnlineError, OnlineResult, OnlineStore};
 
-const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+const FILE: &str = "online.sqlite";
+
+/// How long a writer waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const UPSERT_IF_NEWER: &str = "INSERT INTO rows (k, v) VALUES (?1, ?2)
+     ON CONFLICT (k) DO UPDATE SET v = excluded.v
+     WHERE substr(excluded.v, 1, ?3) > substr(rows.v, 1, ?3)";
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    /// Idle connections: a connection serves one blocking task at a time.
+    pool: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
 
@@ -24,16 +42,58 @@ impl EmbeddedStore {
             message: e,
         };
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        let file = dir.join("online.redb");
-        let db = Database::create(&file)
-            .map_err(|e| err(format!("{e} (is another asof process using it?)")))?;
-        let txn = db.begin_write().map_err(|e| err(e.to_string()))?;
-        txn.open_table(ROWS).map_err(|e| err(e.to_string()))?;
-        txn.commit().map_err(|e| err(e.to_string()))?;
-        Ok(EmbeddedStore {
-            db: Arc::new(db),
+        if dir.join("online.redb").exists() {
+            tracing::warn!(
+                "{} holds an online store of an older asof (online.redb); it is no longer read: run `asof materialize` to refill the new one",
+                dir.display()
+            );
+        }
+        let store = EmbeddedStore {
+            pool: Arc::default(),
             path: dir.to_path_buf(),
-        })
+        };
+        let conn = store.connect()?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS rows (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
+        )
+        .map_err(|e| store.err(e))?;
+        store.give_back(conn);
+        Ok(store)
+    }
+
+    fn connect(&self) -> OnlineResult<Connection> {
+        let file = self.path.join(FILE);
+        let conn = Connection::open_with_flags(
+            &file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.err(e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+        // WAL: readers never block the writer or each other, across processes. NORMAL sync is
+        // durable against a killed process (the WAL is in the OS's hands at commit), not against
+        // power loss; the online store can be refilled from the offline store.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> OnlineResult<Connection> {
+        let idle = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
     }
 
     fn err(&self, e: impl std::fmt::Display) -> OnlineError {
@@ -43,86 +103,82 @@ impl EmbeddedStore {
         }
     }
 
+    /// Runs `f` on a pooled connection on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Database) -> Result<T, String> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> OnlineResult<T> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| self.err(e))?
-            .map_err(|e| self.err(e))
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.take()?;
+            let out = f(&mut conn).map_err(|e| store.err(e));
+            store.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|e| self.err(e))?
     }
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 #[async_trait::async_trait]
 impl OnlineStore for EmbeddedStore {
     async fn write(&self, rows: Vec<(Vec<u8>, Vec<u8>)>) -> OnlineResult<usize> {
-        self.blocking(move |db| {
-            let s = |e: &dyn std::fmt::Display| e.to_string();
-            let txn = db.begin_write().map_err(|e| s(&e))?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.blocking(move |conn| {
+            let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut written = 0;
             {
-                let mut table = txn.open_table(ROWS).map_err(|e| s(&e))?;
+                let mut upsert = txn.prepare_cached(UPSERT_IF_NEWER)?;
                 for (k, v) in &rows {
-                    let newer = match table.get(k.as_slice()).map_err(|e| s(&e))? {
-                        Some(cur) => header(v.as_slice()) > header(cur.value()),
-                        None => true,
-                    };
-                    if newer {
-                        table
-                            .insert(k.as_slice(), v.as_slice())
-                            .map_err(|e| s(&e))?;
-                        written += 1;
-                    }
+                    written += upsert.execute(params![k, v, HEADER_LEN as i64])?;
                 }
             }
-            txn.commit().map_err(|e| s(&e))?;
+            txn.commit()?;
             Ok(written)
         })
         .await
     }
 
     async fn read(&self, keys: Vec<Vec<u8>>) -> OnlineResult<Vec<Option<Vec<u8>>>> {
-        self.blocking(move |db| {
-            let s = |e: &dyn std::fmt::Display| e.to_string();
-            let txn = db.begin_read().map_err(|e| s(&e))?;
-            let table = txn.open_table(ROWS).map_err(|e| s(&e))?;
-            keys.iter()
-                .map(|k| {
-                    table
-                        .get(k.as_slice())
-                        .map(|v| v.map(|v| v.value().to_vec()))
-                        .map_err(|e| s(&e))
-                })
-                .collect()
+        self.blocking(move |conn| {
+            // One transaction: every key is read from the same snapshot.
+            let txn = conn.transaction()?;
+            let out = {
+                let mut get = txn.prepare_cached("SELECT v FROM rows WHERE k = ?1")?;
+                keys.iter()
+                    .map(|k| {
+                        let mut rows = get.query(params![k])?;
+                        rows.next()?.map(|r| r.get::<_, Vec<u8>>(0)).transpose()
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            txn.finish()?;
+            Ok(out)
         })
         .await
     }
 
     async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize> {
-        self.blocking(move |db| {
-            let s = |e: &dyn std::fmt::Display| e.to_string();
-            let txn = db.begin_write().map_err(|e| s(&e))?;
-            let n;
-            {
-                let mut table = txn.open_table(ROWS).map_err(|e| s(&e))?;
-                let keys: Vec<Vec<u8>> = table
-                    .range(prefix.as_slice()..)
-                    .map_err(|e| s(&e))?
-                    .map_while(|r| {
-                        r.ok()
-                            .map(|(k, _)| k.value().to_vec())
-                            .filter(|k| k.starts_with(&prefix))
-                    })
-                    .collect();
-                n = keys.len();
-                for k in keys {
-                    table.remove(k.as_slice()).map_err(|e| s(&e))?;
-                }
-            }
-            txn.commit().map_err(|e| s(&e))?;
-            Ok(n)
+        self.blocking(move |conn| match prefix_end(&prefix) {
+            Some(end) => conn.execute(
+                "DELETE FROM rows WHERE k >= ?1 AND k < ?2",
+                params![prefix, end],
+            ),
+            None => conn.execute("DELETE FROM rows WHERE k >= ?1", params![prefix]),
         })
         .await
     }
@@ -132,6 +188,14 @@ impl OnlineStore for EmbeddedStore {
     }
 }
 
-fn header(row: &[u8]) -> &[u8] {
-    &row[..HEADER_LEN.min(row.len())]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_byte_string() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+    }
 }

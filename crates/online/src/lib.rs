@@ -15,7 +15,7 @@ use asof_core::OnlineStoreConfig;
 
 pub use embedded::EmbeddedStore;
 pub use error::{OnlineError, OnlineResult};
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, TlsFiles};
 
 /// A key-value store of encoded rows.
 #[async_trait::async_trait]
@@ -43,6 +43,22 @@ pub async fn open(
         OnlineStoreConfig::Redis {
             connection_string,
             key_ttl,
-        } => Arc::new(RedisStore::connect(connection_string, *key_ttl).await?),
+            password_env,
+            tls,
+        } => {
+            let password = match password_env {
+                None => None,
+                Some(var) => Some(std::env::var(var).map_err(|_| {
+                    OnlineError::Config(format!(
+                        "online_store.password_env names `{var}`, which is not set; export it with the Redis password"
+                    ))
+                })?),
+            };
+            let tls = tls
+                .as_ref()
+                .map(|t| TlsFiles::read(t, repo_dir))
+                .transpose()?;
+            Arc::new(RedisStore::connect_with(connection_string, *key_ttl, password, tls).await?)
+        }
     })
 }

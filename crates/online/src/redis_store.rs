@@ -198,10 +198,85 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// PEM certificates for `rediss://`, read from the files the repo config names.
+#[derive(Clone)]
+pub struct TlsFiles {
+    ca: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl TlsFiles {
+    pub fn read(
+        config: &asof_core::config::RedisTls,
+        repo_dir: &std::path::Path,
+    ) -> OnlineResult<Self> {
+        let read = |field: &str, rel: &Option<String>| -> OnlineResult<Option<Vec<u8>>> {
+            rel.as_ref()
+                .map(|rel| {
+                    let path = repo_dir.join(rel);
+                    std::fs::read(&path).map_err(|e| {
+                        OnlineError::Config(format!(
+                            "online_store.tls.{field}: cannot read {}: {e}",
+                            path.display()
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let ca = read("ca_cert", &config.ca_cert)?;
+        let client = match (
+            read("client_cert", &config.client_cert)?,
+            read("client_key", &config.client_key)?,
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(OnlineError::Config(
+                    "online_store.tls: give both client_cert and client_key, or neither".into(),
+                ));
+            }
+        };
+        Ok(TlsFiles { ca, client })
+    }
+
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: self.ca.clone(),
+        }
+    }
+}
+
 impl RedisStore {
     /// Connects to `connection_string`: one URL (`redis://`, `rediss://` for TLS, password in the
     /// URL), or several comma-separated URLs of Redis Cluster nodes.
     pub async fn connect(connection_string: &str, key_ttl: Ttl) -> OnlineResult<Self> {
+        Self::connect_with(connection_string, key_ttl, None, None).await
+    }
+
+    /// [`Self::connect`], with a password from outside the URL (`password_env`) and the
+    /// certificates of a private CA or of the client (`tls`).
+    pub async fn connect_with(
+        connection_string: &str,
+        key_ttl: Ttl,
+        password: Option<String>,
+        tls: Option<TlsFiles>,
+    ) -> OnlineResult<Self> {
         let urls: Vec<&str> = connection_string
             .split(',')
             .map(str::trim)
@@ -217,11 +292,18 @@ impl RedisStore {
         };
         let conn = if urls.len() == 1 {
             // TCP_NODELAY: a request is one small write; Nagle would hold it for the delayed ACK.
-            let info = redis::IntoConnectionInfo::into_connection_info(urls[0])
+            let mut info = redis::IntoConnectionInfo::into_connection_info(urls[0])
                 .map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?
                 .set_tcp_settings(nodelay());
-            let client = redis::Client::open(info)
-                .map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?;
+            if let Some(p) = &password {
+                let settings = info.redis_settings().clone().set_password(p);
+                info = info.set_redis_settings(settings);
+            }
+            let client = match &tls {
+                Some(t) => redis::Client::build_with_tls(info, t.certificates()),
+                None => redis::Client::open(info),
+            }
+            .map_err(|e| OnlineError::Config(format!("{}: {e}", redact(urls[0]))))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)))
@@ -234,8 +316,14 @@ impl RedisStore {
                     .map_err(unavailable)?,
             )
         } else {
-            let client = ClusterClient::builder(urls.clone())
-                .tcp_settings(nodelay())
+            let mut builder = ClusterClient::builder(urls.clone()).tcp_settings(nodelay());
+            if let Some(p) = &password {
+                builder = builder.password(p.clone());
+            }
+            if let Some(t) = &tls {
+                builder = builder.certs(t.certificates());
+            }
+            let client = builder
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(Duration::from_secs(2))
                 .build()
@@ -388,7 +476,14 @@ impl OnlineStore for RedisStore {
     /// split by slot by the client).
     async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize> {
         let mut conn = self.conn.clone();
-        let mut pattern = prefix;
+        // SCAN's MATCH is a glob: the prefix's own glob characters must match themselves.
+        let mut pattern = Vec::with_capacity(prefix.len() + 8);
+        for b in prefix {
+            if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+                pattern.push(b'\\');
+            }
+            pattern.push(b);
+        }
         pattern.push(b'*');
         let nodes = match &mut conn {
             Conn::Single(_) => vec![None],

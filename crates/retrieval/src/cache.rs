@@ -1,16 +1,17 @@
 //! The embedding cache: content-addressed on hash(model id + exact text embedded), so an unchanged
 //! chunk is never embedded twice, under any index, version or document id. Shared by every index
-//! of a repo and kept across runs (a redb file).
+//! of a repo and kept across runs (a SQLite file in WAL mode, so syncs of several indexes, in
+//! several processes, share it; a vector is immutable once written, so writers never conflict).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use rusqlite::{Connection, params};
 
 use crate::embed::Counting;
 use crate::error::{RetrievalError, RetrievalResult};
-
-const VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("vectors");
 
 /// The cache key of `text` embedded by `model_id`.
 pub fn cache_key(model_id: &str, text: &str) -> [u8; 32] {
@@ -23,7 +24,8 @@ pub fn cache_key(model_id: &str, text: &str) -> [u8; 32] {
 
 #[derive(Debug)]
 pub struct EmbeddingCache {
-    db: Database,
+    /// A sync embeds on several threads but reads and writes the cache from one at a time.
+    db: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -41,12 +43,21 @@ impl EmbeddingCache {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| RetrievalError::io(dir, e))?;
         }
-        let db = Database::create(path).map_err(|e| RetrievalError::Cache {
+        let err = |e: rusqlite::Error| RetrievalError::Cache {
             path: path.to_path_buf(),
-            message: format!("{e} (is another asof process syncing?)"),
-        })?;
+            message: e.to_string(),
+        };
+        let db = Connection::open(path).map_err(err)?;
+        db.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        db.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS vectors (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
+        )
+        .map_err(err)?;
         Ok(EmbeddingCache {
-            db,
+            db: Mutex::new(db),
             path: path.to_path_buf(),
         })
     }
@@ -71,24 +82,27 @@ impl EmbeddingCache {
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| cache_key(&model, t)).collect();
         let mut found: HashMap<[u8; 32], Vec<f32>> = HashMap::new();
         {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            match txn.open_table(VECTORS) {
-                Ok(table) => {
-                    for k in &keys {
-                        if found.contains_key(k) {
-                            continue;
-                        }
-                        if let Some(v) = table.get(k).map_err(|e| self.err(e))? {
-                            let vec = decode(v.value());
-                            if vec.len() == dims {
-                                found.insert(*k, vec);
-                            }
+            let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            let txn = db.transaction().map_err(|e| self.err(e))?;
+            {
+                let mut get = txn
+                    .prepare("SELECT v FROM vectors WHERE k = ?1")
+                    .map_err(|e| self.err(e))?;
+                for k in &keys {
+                    if found.contains_key(k) {
+                        continue;
+                    }
+                    let mut rows = get.query(params![k.as_slice()]).map_err(|e| self.err(e))?;
+                    if let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                        let bytes: Vec<u8> = row.get(0).map_err(|e| self.err(e))?;
+                        let vec = decode(&bytes);
+                        if vec.len() == dims {
+                            found.insert(*k, vec);
                         }
                     }
                 }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(self.err(e)),
             }
+            txn.finish().map_err(|e| self.err(e))?;
         }
         let mut stats = EmbedStats::default();
         let mut missing: Vec<(usize, [u8; 32])> = Vec::new();
@@ -109,15 +123,20 @@ impl EmbeddingCache {
             let results = run_batches(&batches, embedder, texts);
             // Cache what succeeded even when a batch failed: a retry pays only for the rest.
             let mut first_error = None;
-            let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+            let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            let txn = db
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| self.err(e))?;
             {
-                let mut table = txn.open_table(VECTORS).map_err(|e| self.err(e))?;
+                // Another process may have cached the same text meanwhile: same key, same vector.
+                let mut put = txn
+                    .prepare("INSERT OR IGNORE INTO vectors (k, v) VALUES (?1, ?2)")
+                    .map_err(|e| self.err(e))?;
                 for (batch, result) in batches.iter().zip(results) {
                     match result {
                         Some(Ok(vectors)) => {
                             for ((_, k), v) in batch.iter().zip(vectors) {
-                                table
-                                    .insert(k, encode(&v).as_slice())
+                                put.execute(params![k.as_slice(), encode(&v)])
                                     .map_err(|e| self.err(e))?;
                                 found.insert(*k, v);
                             }

@@ -42,11 +42,18 @@ pub enum RetrievalError {
     Query(String),
     #[error("index files under {} are damaged: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    /// Another process runs a sync of the index (the OS lock on `path` is released when that
+    /// process ends, however it ends, so there is never a stale lock to delete).
     #[error(
-        "another sync of `{index}` holds {}; if no sync is running, delete that file",
+        "another process is syncing `{index}` (it holds the lock on {}); {action} when that sync finishes",
         path.display()
     )]
-    Locked { index: String, path: PathBuf },
+    Locked {
+        index: String,
+        path: PathBuf,
+        /// What to retry: "run the sync again", "drop the version".
+        action: &'static str,
+    },
     #[error("embedding cache {}: {message}", path.display())]
     Cache { path: PathBuf, message: String },
     #[error(transparent)]

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! <indexes>/<index>/manifest.json        live alias, previous alias, versions (atomic rewrite)
-//! <indexes>/<index>/sync.lock            held while a sync runs
+//! <indexes>/<index>/sync.lock            OS-locked while a sync runs (the file itself stays)
+//! <indexes>/<index>/manifest.json.lock   OS-locked around every manifest read-modify-write
 //! <indexes>/<index>/<version>/g<N>/      one immutable generation per sync that changed something:
 //!     points.jsonl                       live points (chunk metadata, text, content hash)
 //!     vectors.f32                        their vectors, little-endian, in points order
 //!     graph.hnsw.graph, graph.hnsw.data  the HNSW graph, tombstoned points included
-//! <indexes>/embedding_cache.redb         the content-addressed embedding cache
+//! <indexes>/embedding_cache.sqlite       the content-addressed embedding cache (SQLite, WAL)
 //! ```
 //!
 //! A generation folder is written under a temporary name and renamed into place before the
@@ -18,6 +19,7 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use asof_core::atomic::write_atomic;
+use asof_core::lock::{FileLock, lock_path_for};
 use asof_core::spec::{Chunking, Embedding, Metric};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -132,6 +134,39 @@ impl IndexDir {
         Ok(Some(m))
     }
 
+    /// A read-modify-write of the manifest under its OS lock: `change` sees the manifest as it is
+    /// on disk now, so a promote, a rollback, a drop and the end of a sync never undo each other.
+    /// The manifest is saved when `change` returns `true`.
+    pub fn update_manifest<T>(
+        &self,
+        change: impl FnOnce(&mut Option<Manifest>) -> RetrievalResult<(bool, T)>,
+    ) -> RetrievalResult<T> {
+        let _lock = FileLock::exclusive(&lock_path_for(&self.manifest_path()))?;
+        let mut manifest = self.load_manifest()?;
+        let (changed, out) = change(&mut manifest)?;
+        if changed && let Some(m) = &manifest {
+            self.save_manifest(m)?;
+        }
+        Ok(out)
+    }
+
+    /// Holds the index's sync lock, if no other process does: a sync holds it from start to end,
+    /// and dropping a version waits for no sync to be writing into it.
+    pub fn try_sync_lock(&self, action: &'static str) -> RetrievalResult<FileLock> {
+        let path = self.lock_path();
+        FileLock::try_exclusive(&path)?.ok_or_else(|| RetrievalError::Locked {
+            index: self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path,
+            action,
+        })
+    }
+
+    /// Writes the manifest atomically. Callers that read it first go through
+    /// [`IndexDir::update_manifest`].
     pub fn save_manifest(&self, m: &Manifest) -> RetrievalResult<()> {
         write_atomic(&self.manifest_path(), |w| {
             serde_json::to_writer_pretty(&mut *w, m).map_err(std::io::Error::other)?;

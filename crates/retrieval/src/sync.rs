@@ -68,7 +68,7 @@ impl IndexStore {
     pub fn sync(&self, repo_dir: &Path, spec: &DocumentIndex) -> RetrievalResult<SyncReport> {
         let dir = self.index_dir(&spec.name);
         std::fs::create_dir_all(&dir.dir).map_err(|e| RetrievalError::io(&dir.dir, e))?;
-        let _lock = SyncLock::acquire(&spec.name, &dir.lock_path())?;
+        let _lock = dir.try_sync_lock("run the sync again")?;
         let now = Utc::now();
         let mut manifest = dir.load_manifest()?.unwrap_or_else(|| Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
@@ -130,13 +130,28 @@ impl IndexStore {
             manifest.versions.insert(id.clone(), meta);
             report.versions.push(stats);
         }
-        if manifest.live.is_none() {
-            // The first version serves at once; later ones wait for a promote.
-            manifest.live = Some(target.clone());
-            report.versions[0].live = true;
+        // Record the synced versions in the manifest as it is now: a promote or rollback made
+        // while this sync ran stays made (a drop waits for the sync lock, so none happened).
+        let synced: Vec<VersionMeta> = report
+            .versions
+            .iter()
+            .map(|v| manifest.versions[&v.version].clone())
+            .collect();
+        let manifest = dir.update_manifest(|current| {
+            let m = current.get_or_insert_with(|| manifest.clone());
+            for meta in synced {
+                m.versions.insert(meta.id.clone(), meta);
+            }
+            if m.live.is_none() {
+                // The first version serves at once; later ones wait for a promote.
+                m.live = Some(target.clone());
+            }
+            m.updated_at = Utc::now();
+            Ok((true, m.clone()))
+        })?;
+        for v in &mut report.versions {
+            v.live = manifest.live.as_deref() == Some(v.version.as_str());
         }
-        manifest.updated_at = Utc::now();
-        dir.save_manifest(&manifest)?;
         report.live = manifest.live.clone();
         prune_generations(&dir, &manifest);
         Ok(report)
@@ -391,41 +406,5 @@ fn prune_generations(dir: &IndexDir, m: &Manifest) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-    }
-}
-
-/// A lock file held for the length of a sync: two syncs of one index would race on generations.
-struct SyncLock {
-    path: std::path::PathBuf,
-}
-
-impl SyncLock {
-    fn acquire(index: &str, path: &Path) -> RetrievalResult<SyncLock> {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut f) => {
-                use std::io::Write;
-                let _ = writeln!(f, "pid {}", std::process::id());
-                Ok(SyncLock {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(RetrievalError::Locked {
-                    index: index.to_string(),
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => Err(RetrievalError::io(path, e)),
-        }
-    }
-}
-
-impl Drop for SyncLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }

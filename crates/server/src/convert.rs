@@ -1,71 +1,12 @@
 //! Conversions between Arrow columns, asof values and protobuf values. Entity keys from every
 //! source (Parquet columns, gRPC requests) end in `asof_core::keys::encode_entity_key`.
 
-use asof_core::keys::KeyValue;
 use asof_core::value::Value;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
-};
+/// Arrow to asof conversions belong to the type model; re-exported for this crate's callers.
+pub use asof_offline::types::{key_at, value_at};
 use prost_types::Timestamp;
 
 use crate::proto::v1::{self, value::Kind};
-
-/// The value at `row`, typed as the column's asof dtype. Types the scan never produces map to null.
-pub fn value_at(array: &ArrayRef, row: usize) -> Value {
-    if array.is_null(row) {
-        return Value::Null;
-    }
-    match array.data_type() {
-        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
-        DataType::Int32 => Value::Int32(array.as_primitive::<Int32Type>().value(row)),
-        DataType::Int64 => Value::Int64(array.as_primitive::<Int64Type>().value(row)),
-        DataType::Float32 => Value::Float32(array.as_primitive::<Float32Type>().value(row)),
-        DataType::Float64 => Value::Float64(array.as_primitive::<Float64Type>().value(row)),
-        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
-        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
-        DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
-        DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(row).to_vec()),
-        DataType::LargeBinary => Value::Bytes(array.as_binary::<i64>().value(row).to_vec()),
-        DataType::BinaryView => Value::Bytes(array.as_binary_view().value(row).to_vec()),
-        DataType::Timestamp(_, _) => match asof_offline::timestamps::to_nanos(&array.slice(row, 1))
-        {
-            Ok(ns) => Value::Timestamp(ns.value(0)),
-            Err(_) => Value::Null,
-        },
-        DataType::List(_) => {
-            let list = array.as_list::<i32>().value(row);
-            Value::List((0..list.len()).map(|i| value_at(&list, i)).collect())
-        }
-        _ => Value::Null,
-    }
-}
-
-/// The join-key value at `row`, or `None` for nulls (which never match).
-pub fn key_at(array: &ArrayRef, row: usize) -> Option<KeyValue> {
-    if array.is_null(row) {
-        return None;
-    }
-    let int = |v: i64| Some(KeyValue::Int(v));
-    match array.data_type() {
-        DataType::Int8 => int(array.as_primitive::<Int8Type>().value(row).into()),
-        DataType::Int16 => int(array.as_primitive::<Int16Type>().value(row).into()),
-        DataType::Int32 => int(array.as_primitive::<Int32Type>().value(row).into()),
-        DataType::Int64 => int(array.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt8 => int(array.as_primitive::<UInt8Type>().value(row).into()),
-        DataType::UInt16 => int(array.as_primitive::<UInt16Type>().value(row).into()),
-        DataType::UInt32 => int(array.as_primitive::<UInt32Type>().value(row).into()),
-        DataType::UInt64 => i64::try_from(array.as_primitive::<UInt64Type>().value(row))
-            .ok()
-            .map(KeyValue::Int),
-        _ => match value_at(array, row) {
-            Value::String(s) => Some(KeyValue::Str(s)),
-            Value::Bytes(b) => Some(KeyValue::Bytes(b)),
-            _ => None,
-        },
-    }
-}
 
 pub fn timestamp(ns: i64) -> Timestamp {
     Timestamp {

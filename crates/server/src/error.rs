@@ -17,6 +17,9 @@ pub enum ServerError {
     InvalidArgument(String),
     #[error("{0}")]
     Transport(String),
+    /// The server cannot start as configured (auth, TLS files).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The one place errors become gRPC statuses.

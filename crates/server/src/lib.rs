@@ -3,6 +3,7 @@
 //! This crate composes the offline and online crates; the semantics it relies on (PIT rule, key
 //! encoding, feature naming) all live in `asof_core`.
 
+pub mod auth;
 pub mod codec;
 pub mod convert;
 pub mod error;
@@ -13,5 +14,6 @@ mod request_cache;
 pub mod retrieval;
 pub mod retrieval_log;
 pub mod service;
+pub mod snapshot;
 
 pub use error::{ServerError, ServerResult};

@@ -29,6 +29,8 @@ pub struct ViewReport {
     /// Rows written; the rest were not newer than what the store held.
     pub written: usize,
     pub feature_values: usize,
+    /// Latest rows whose key holds a null: a null key never matches, so they are not written.
+    pub null_keys: usize,
 }
 
 /// Rows encoded per store write.
@@ -83,21 +85,39 @@ pub fn incremental_start(registry: &Registry, view: &str, end: i64) -> i64 {
     pit::oldest_useful(end, ttl).unwrap_or(end - 52 * 7 * 86_400 * 1_000_000_000)
 }
 
+/// Encodes a batch of latest rows. A row with a null key never matches (as in training sets) and is
+/// counted in `null_keys`; a key the encoding cannot hold fails the run, naming the view and key.
 fn encode(
     project: &str,
     view: &asof_core::ResolvedView,
     batch: &RecordBatch,
     k: usize,
     has_created: bool,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+    null_keys: &mut usize,
+) -> ServerResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let ts = batch.column(k).as_primitive::<Int64Type>();
     let created = has_created.then(|| batch.column(k + 1).as_primitive::<Int64Type>());
     let first_feature = k + 1 + usize::from(has_created);
     let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        let keys: Option<Vec<_>> = (0..k).map(|c| key_at(batch.column(c), row)).collect();
-        let Some(keys) = keys else { continue };
+        let mut keys = Vec::with_capacity(k);
+        for (c, name) in names.iter().enumerate() {
+            match key_at(batch.column(c), row) {
+                Ok(Some(key)) => keys.push(key),
+                Ok(None) => break,
+                Err(reason) => {
+                    return Err(ServerError::InvalidArgument(format!(
+                        "view `{}`: join key `{name}` of a source row: {reason}; nothing after this batch was written",
+                        view.view.name
+                    )));
+                }
+            }
+        }
+        if keys.len() < k {
+            *null_keys += 1;
+            continue;
+        }
         let key_refs: Vec<_> = keys.iter().collect();
         let entity = encode_entity_key(&names, &key_refs);
         let stored = StoredRow {
@@ -120,7 +140,7 @@ fn encode(
             stored.encode(),
         ));
     }
-    out
+    Ok(out)
 }
 
 /// Materializes `views` over `[start, end]` (UTC ns), then records the watermarks in the registry
@@ -133,7 +153,7 @@ pub async fn materialize(
     window: impl Fn(&Registry, &str) -> (i64, i64),
     progress: &(dyn Fn(&str, usize) + Sync),
 ) -> ServerResult<Vec<ViewReport>> {
-    let mut registry = Registry::load_required(registry_path)?;
+    let registry = Registry::load_required(registry_path)?;
     let catalog = registry.catalog();
     let offline = OfflineStore::new(repo_dir);
     let mut reports = Vec::new();
@@ -156,6 +176,7 @@ pub async fn materialize(
             keys: 0,
             written: 0,
             feature_values: 0,
+            null_keys: 0,
         };
         let mut newest: Option<i64> = None;
         let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -170,7 +191,8 @@ pub async fn materialize(
                 batch,
                 latest.key_count,
                 latest.has_created,
-            ));
+                &mut report.null_keys,
+            )?);
             while pending.len() >= CHUNK {
                 let rest = pending.split_off(CHUNK);
                 let chunk = std::mem::replace(&mut pending, rest);
@@ -183,26 +205,27 @@ pub async fn materialize(
         report.written += store.write(pending).await?;
         progress(name, report.keys);
         report.feature_values = report.keys * view.features.len();
-        // Only now, with the rows in the store, does the watermark move.
-        let now = chrono::Utc::now();
-        let prev = registry.materialization.get(name);
-        let newest = newest
-            .map(time::from_nanos)
-            .into_iter()
-            .chain(prev.and_then(|m| m.newest_event_timestamp))
-            .max();
-        let watermark = prev.map_or(time::from_nanos(end), |m| {
-            m.watermark.max(time::from_nanos(end))
-        });
-        registry.materialization.insert(
-            name.clone(),
-            Materialization {
-                watermark,
-                newest_event_timestamp: newest,
-                updated_at: now,
-            },
-        );
-        registry.save(registry_path)?;
+        // Only now, with the rows in the store, does the watermark move. The registry is read
+        // again under its lock: an `apply` made while this view was written stays applied.
+        let end_at = time::from_nanos(end);
+        let newest = newest.map(time::from_nanos);
+        Registry::update(registry_path, |current| {
+            if !current.feature_views.contains_key(name) {
+                tracing::warn!(view = %name, "the view was deleted while it was materialized; its watermark is not recorded");
+                return Ok((false, ()));
+            }
+            let prev = current.materialization.get(name);
+            let merged = Materialization {
+                watermark: prev.map_or(end_at, |m| m.watermark.max(end_at)),
+                newest_event_timestamp: newest
+                    .into_iter()
+                    .chain(prev.and_then(|m| m.newest_event_timestamp))
+                    .max(),
+                updated_at: chrono::Utc::now(),
+            };
+            current.materialization.insert(name.clone(), merged);
+            Ok((true, ()))
+        })?;
         reports.push(report);
     }
     Ok(reports)

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use asof_core::Registry;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
@@ -17,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::error::{ServerError, ServerResult};
+use crate::snapshot::FollowedRegistry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -73,13 +73,13 @@ pub struct Metrics {
     entity_rows: Counter,
     statuses: Family<StatusLabel, Counter>,
     store_errors: Counter,
-    /// Newest materialized event time per view (unix seconds); freshness is computed at scrape.
-    newest: Arc<Vec<(String, i64)>>,
+    /// The served registry: its newest materialized event times give freshness at each scrape.
+    served: Arc<FollowedRegistry>,
     freshness: Family<ViewLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Metrics {
-    pub fn new(asof_registry: &Registry) -> Self {
+    pub fn new(served: Arc<FollowedRegistry>) -> Self {
         let mut registry = prometheus_client::registry::Registry::with_prefix("asof");
         let requests = Family::<RpcLabels, Counter>::default();
         let latency = Family::<RpcOnly, Histogram>::new_with_constructor(|| {
@@ -121,11 +121,6 @@ impl Metrics {
             "Now minus the newest materialized event time, per view",
             freshness.clone(),
         );
-        let newest = asof_registry
-            .materialization
-            .iter()
-            .filter_map(|(v, m)| m.newest_event_timestamp.map(|t| (v.clone(), t.timestamp())))
-            .collect();
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -133,7 +128,7 @@ impl Metrics {
             entity_rows,
             statuses,
             store_errors,
-            newest: Arc::new(newest),
+            served,
             freshness,
         }
     }
@@ -172,11 +167,17 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let now = chrono::Utc::now().timestamp();
-        for (view, newest) in self.newest.iter() {
-            self.freshness
-                .get_or_create(&ViewLabel { view: view.clone() })
-                .set((now - newest) as f64);
+        // From the registry as of this scrape: a materialize since the last one moves the
+        // gauge, and a deleted view's gauge goes away.
+        let now = chrono::Utc::now();
+        let snap = self.served.snapshot();
+        self.freshness.clear();
+        for (view, m) in &snap.registry.materialization {
+            if let Some(newest) = m.newest_event_timestamp {
+                self.freshness
+                    .get_or_create(&ViewLabel { view: view.clone() })
+                    .set((now - newest).as_seconds_f64());
+            }
         }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -20,6 +20,7 @@ use crate::proto::v1::{
 use crate::request_cache::ShapeRef;
 use crate::retrieval_log::{LoggedHit, LoggedRequest};
 use crate::service::Serving;
+use crate::snapshot::Snapshot;
 
 /// Chunks returned when a request leaves `k` at 0.
 pub const DEFAULT_K: usize = 10;
@@ -108,11 +109,11 @@ fn hit_to_proto(h: Hit) -> DocumentHit {
 }
 
 impl Serving {
-    fn index_spec(&self, name: &str) -> ServerResult<&DocumentIndex> {
-        self.catalog().document_indexes.get(name).ok_or_else(|| {
+    fn index_spec<'s>(snap: &'s Snapshot, name: &str) -> ServerResult<&'s DocumentIndex> {
+        snap.catalog.document_indexes.get(name).ok_or_else(|| {
             let hint = did_you_mean(
                 name,
-                self.catalog().document_indexes.keys().map(String::as_str),
+                snap.catalog.document_indexes.keys().map(String::as_str),
             )
             .map(|h| format!("; {h}"))
             .unwrap_or_default();
@@ -162,7 +163,7 @@ impl Serving {
         &self,
         req: SearchDocumentsRequest,
     ) -> ServerResult<SearchDocumentsResponse> {
-        self.index_spec(&req.index)?;
+        Self::index_spec(&self.snapshot(), &req.index)?;
         let query = OwnedQuery::required(req.query)?;
         let filters = req.filters.into_iter().collect();
         let (v, hits) = self
@@ -180,7 +181,8 @@ impl Serving {
         &self,
         req: RetrieveAndRankRequest,
     ) -> ServerResult<RetrieveAndRankResponse> {
-        let spec = self.index_spec(&req.index)?.clone();
+        let snap = self.snapshot();
+        let spec = Self::index_spec(&snap, &req.index)?.clone();
         let refs = if req.features.is_empty() {
             spec.reranker_features.clone()
         } else {
@@ -193,9 +195,9 @@ impl Serving {
             )));
         }
         // Check the features before searching: a bad request costs no embedding.
-        let resolved = self.resolve(ShapeRef::Features(&refs, req.full_feature_names))?;
-        let join_key = self
-            .catalog()
+        let resolved = snap.resolve(ShapeRef::Features(&refs, req.full_feature_names))?;
+        let join_key = snap
+            .catalog
             .entities
             .get(&spec.entity)
             .and_then(|e| e.join_keys.first().cloned())
@@ -236,7 +238,9 @@ impl Serving {
             .map(|h| crate::convert::to_proto(&asof_core::value::Value::String(h.doc_id.clone())))
             .collect();
         let entities = [(join_key.clone(), RepeatedValue { values: doc_ids })].into();
-        let features = self.online_features(&resolved, entities, as_of).await?;
+        let features = self
+            .online_features(&snap.registry.project, &resolved, entities, as_of)
+            .await?;
         let request_id = if req.request_id.is_empty() {
             new_request_id()
         } else {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use asof_core::DType;
 use asof_core::value::Value;
-use asof_offline::arrow_types::values_to_array;
 use asof_offline::output::write_table;
+use asof_offline::types::values_to_array;
 use datafusion::arrow::array::TimestampNanosecondArray;
 use datafusion::arrow::array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
 

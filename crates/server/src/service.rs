@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use asof_core::config::Limits;
 use asof_core::keys::{KeyValue, encode_entity_key, store_key};
 use asof_core::pit::{self, Freshness};
 use asof_core::value::{RowReader, StoredRow, Value};
-use asof_core::{Catalog, FeatureRequest, Registry, time};
+use asof_core::{FeatureRequest, Registry, time};
 use asof_online::OnlineStore;
 use asof_retrieval::LiveIndexes;
 use tonic::{Request, Response, Status};
@@ -26,8 +27,9 @@ use crate::proto::v1::{
     ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse, RetrieveAndRankRequest,
     RetrieveAndRankResponse, SearchDocumentsRequest, SearchDocumentsResponse,
 };
-use crate::request_cache::{RequestCache, ShapeRef};
+use crate::request_cache::ShapeRef;
 use crate::retrieval_log::RetrievalLog;
+use crate::snapshot::{FollowedRegistry, Snapshot};
 
 /// A request's entity rows: the row count, the join keys in response order, and each key's values
 /// (`None` for nulls, which never match).
@@ -39,27 +41,61 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// The service's state: the registry it serves and the store it reads.
 #[derive(Debug, Clone)]
 pub struct Serving {
-    registry: Arc<Registry>,
-    catalog: Arc<Catalog>,
+    registry: Arc<FollowedRegistry>,
     store: Arc<dyn OnlineStore>,
     metrics: Metrics,
     indexes: Option<Arc<LiveIndexes>>,
     retrieval_log: Option<RetrievalLog>,
-    requests: Arc<RequestCache>,
+    limits: Limits,
 }
 
 impl Serving {
+    /// Serves a fixed registry.
     pub fn new(registry: Registry, store: Arc<dyn OnlineStore>) -> Self {
-        let metrics = Metrics::new(&registry);
+        Self::following(FollowedRegistry::fixed(registry), store)
+    }
+
+    /// Serves a registry that may change while the server runs (`asof serve` follows the file).
+    pub fn following(registry: FollowedRegistry, store: Arc<dyn OnlineStore>) -> Self {
+        let registry = Arc::new(registry);
         Serving {
-            catalog: Arc::new(registry.catalog()),
-            registry: Arc::new(registry),
+            metrics: Metrics::new(Arc::clone(&registry)),
+            registry,
             store,
-            metrics,
             indexes: None,
             retrieval_log: None,
-            requests: Arc::default(),
+            limits: Limits::default(),
         }
+    }
+
+    /// Caps entity rows and request sizes (`serving.limits`).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Rejects a request larger than `serving.limits.max_request_bytes`. tonic's own cap (far
+    /// larger) only protects memory and answers OUT_OF_RANGE; this one is the user's contract.
+    fn check_size(&self, rpc: &str, message: &impl prost::Message) -> Result<(), Status> {
+        let size = message.encoded_len();
+        if size > self.limits.max_request_bytes {
+            return Err(Status::invalid_argument(format!(
+                "{rpc} request is {size} bytes, over this server's limit of {} (serving.limits.max_request_bytes); split it",
+                self.limits.max_request_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Rejects a request with more entity rows than `serving.limits.max_entity_rows`.
+    pub(crate) fn check_rows(&self, rows: usize) -> ServerResult<()> {
+        if rows > self.limits.max_entity_rows {
+            return Err(Self::invalid(format!(
+                "{rows} entity rows in one request, over this server's limit of {} (serving.limits.max_entity_rows); split the request",
+                self.limits.max_entity_rows
+            )));
+        }
+        Ok(())
     }
 
     /// Serves the document indexes of `indexes` (`SearchDocuments`, `RetrieveAndRank`).
@@ -74,13 +110,9 @@ impl Serving {
         self
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
-    /// Resolves the features a request names, remembered per request shape.
-    pub(crate) fn resolve(&self, shape: ShapeRef<'_>) -> ServerResult<Arc<FeatureRequest>> {
-        Ok(self.requests.resolve(&self.catalog, shape)?)
+    /// The registry as of now; a request uses one snapshot from start to end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.registry.snapshot()
     }
 
     pub fn live_indexes(&self) -> Option<&Arc<LiveIndexes>> {
@@ -192,24 +224,28 @@ impl Serving {
             Some(RequestKind::FeatureService(s)) => ShapeRef::Service(s, req.full_feature_names),
             None => return Err(Self::invalid("name `features` or a `feature_service`")),
         };
-        let request = self.resolve(shape)?;
+        let snap = self.snapshot();
+        let request = snap.resolve(shape)?;
         let as_of = req
             .as_of
             .as_ref()
             .map(nanos)
             .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
-        self.online_features(&request, req.entities, as_of).await
+        self.online_features(&snap.registry.project, &request, req.entities, as_of)
+            .await
     }
 
     /// `GetOnlineFeatures` for a request already resolved (`RetrieveAndRank` resolves its features
     /// before searching, to reject bad ones without embedding).
     pub(crate) async fn online_features(
         &self,
+        project: &str,
         request: &FeatureRequest,
         mut entities: HashMap<String, crate::proto::v1::RepeatedValue>,
         as_of: i64,
     ) -> ServerResult<GetOnlineFeaturesResponse> {
         let (n, key_names, keys) = Self::entity_columns(request, &entities)?;
+        self.check_rows(n)?;
 
         // One store key per (view, row); absent keys (null entity values) are never looked up.
         let mut lookups: Vec<Vec<u8>> = Vec::with_capacity(n * request.views.len());
@@ -224,7 +260,7 @@ impl Serving {
                     v.join_keys.iter().map(|k| keys[k][row].as_ref()).collect();
                 view_slots.push(row_keys.map(|ks| {
                     lookups.push(store_key(
-                        &self.registry.project,
+                        project,
                         &v.view.name,
                         &encode_entity_key(&names, &ks),
                     ));
@@ -325,30 +361,47 @@ impl Serving {
         &self,
         req: PushFeaturesRequest,
     ) -> ServerResult<PushFeaturesResponse> {
-        let request = self.resolve(ShapeRef::Features(
+        let snap = self.snapshot();
+        let request = snap.resolve(ShapeRef::Features(
             std::slice::from_ref(&req.feature_view),
             false,
         ))?;
         let view = &request.views[0];
+        // Pushed rows are rows of the view's source, named as the source names its columns.
+        let ts_name = view.source.timestamp_field.as_str();
+        let created_name = view.source.created_timestamp_field.as_deref();
         let col = |name: &str| req.columns.get(name).map(|c| &c.values);
-        let ts = col("event_timestamp")
-            .ok_or_else(|| Self::invalid("push needs an `event_timestamp` column"))?;
+        let ts = col(ts_name).ok_or_else(|| {
+            Self::invalid(format!(
+                "push to `{}` needs its source's timestamp column `{ts_name}`",
+                view.view.name
+            ))
+        })?;
         let n = ts.len();
+        self.check_rows(n)?;
         for (name, c) in &req.columns {
             if c.values.len() != n {
                 return Err(Self::invalid(format!(
-                    "column `{name}` has {} values but `event_timestamp` has {n}",
+                    "column `{name}` has {} values but `{ts_name}` has {n}",
                     c.values.len()
                 )));
             }
-            let known = name == "event_timestamp"
-                || name == "created"
+            let known = name == ts_name
+                || Some(name.as_str()) == created_name
                 || view.join_keys.contains(name)
                 || view.view.feature(name).is_some();
             if !known {
+                let mut columns: Vec<&str> = vec![ts_name];
+                columns.extend(created_name);
+                columns.extend(view.join_keys.iter().map(String::as_str));
+                columns.extend(view.view.features.iter().map(|f| f.name.as_str()));
+                let hint = asof_core::error::did_you_mean(name, columns.iter().copied())
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
                 return Err(Self::invalid(format!(
-                    "view `{}` has no column `{name}`",
-                    view.view.name
+                    "view `{}` has no column `{name}`{hint} (its columns: {})",
+                    view.view.name,
+                    columns.join(", ")
                 )));
             }
         }
@@ -372,16 +425,17 @@ impl Serving {
                 Value::Timestamp(t) => t,
                 other => {
                     return Err(Self::invalid(format!(
-                        "`event_timestamp` row {row}: {other:?} is not a timestamp"
+                        "`{ts_name}` row {row}: {other:?} is not a timestamp"
                     )));
                 }
             };
-            let created_ts = match col("created").map(|c| from_proto(&c[row])) {
+            let created_ts = match created_name.and_then(col).map(|c| from_proto(&c[row])) {
                 Some(Value::Timestamp(t)) => Some(t),
                 None | Some(Value::Null) => None,
                 Some(other) => {
                     return Err(Self::invalid(format!(
-                        "`created` row {row}: {other:?} is not a timestamp"
+                        "`{}` row {row}: {other:?} is not a timestamp",
+                        created_name.unwrap_or_default()
                     )));
                 }
             };
@@ -400,7 +454,7 @@ impl Serving {
             }
             let key_refs: Vec<&KeyValue> = keys.iter().collect();
             let key = store_key(
-                &self.registry.project,
+                &snap.registry.project,
                 &view.view.name,
                 &encode_entity_key(&names, &key_refs),
             );
@@ -422,13 +476,14 @@ impl Serving {
     }
 
     pub fn list_feature_views(&self) -> ListFeatureViewsResponse {
-        let feature_views = self
+        let snap = self.snapshot();
+        let feature_views = snap
             .catalog
             .feature_views
             .values()
             .map(|v| FeatureViewInfo {
                 name: v.name.clone(),
-                join_keys: self.catalog.join_keys(v),
+                join_keys: snap.catalog.join_keys(v),
                 features: v
                     .features
                     .iter()
@@ -439,7 +494,7 @@ impl Serving {
                     .collect(),
                 ttl_seconds: v.ttl.as_seconds(),
                 online: v.online,
-                materialized_until: self
+                materialized_until: snap
                     .registry
                     .materialization
                     .get(&v.name)
@@ -473,6 +528,7 @@ impl FeatureServing for Serving {
         &self,
         request: Request<GetOnlineFeaturesRequest>,
     ) -> Result<Response<GetOnlineFeaturesResponse>, Status> {
+        self.check_size("GetOnlineFeatures", request.get_ref())?;
         self.observed(
             "GetOnlineFeatures",
             Serving::get_online_features(self, request.into_inner()),
@@ -484,6 +540,7 @@ impl FeatureServing for Serving {
         &self,
         request: Request<PushFeaturesRequest>,
     ) -> Result<Response<PushFeaturesResponse>, Status> {
+        self.check_size("PushFeatures", request.get_ref())?;
         self.observed(
             "PushFeatures",
             Serving::push_features(self, request.into_inner()),
@@ -505,6 +562,7 @@ impl FeatureServing for Serving {
         &self,
         request: Request<SearchDocumentsRequest>,
     ) -> Result<Response<SearchDocumentsResponse>, Status> {
+        self.check_size("SearchDocuments", request.get_ref())?;
         self.observed(
             "SearchDocuments",
             Serving::search_documents(self, request.into_inner()),
@@ -516,6 +574,7 @@ impl FeatureServing for Serving {
         &self,
         request: Request<RetrieveAndRankRequest>,
     ) -> Result<Response<RetrieveAndRankResponse>, Status> {
+        self.check_size("RetrieveAndRank", request.get_ref())?;
         self.observed(
             "RetrieveAndRank",
             Serving::retrieve_and_rank(self, request.into_inner()),
@@ -560,10 +619,30 @@ fn nodelay_incoming(
     })
 }
 
+/// How the gRPC endpoint is secured.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// PEM certificate chain and private key: serve TLS (rustls) instead of plaintext.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Accept only requests that carry one of these bearer tokens (health and reflection stay open).
+    pub tokens: Option<crate::auth::Tokens>,
+}
+
 /// Serves `serving` on `addr` with health checking and reflection until `shutdown` resolves.
 pub async fn serve(
     serving: Serving,
     addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr) + Send + 'static,
+) -> ServerResult<()> {
+    serve_secured(serving, addr, Security::default(), shutdown, on_ready).await
+}
+
+/// [`serve`] with TLS and token authentication as `security` says.
+pub async fn serve_secured(
+    serving: Serving,
+    addr: SocketAddr,
+    security: Security,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> ServerResult<()> {
@@ -584,13 +663,27 @@ pub async fn serve(
     let service = FeatureServingServer::new(serving)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    on_ready(local);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(service)
+        .tcp_nodelay(true);
+    if let Some((cert, key)) = &security.tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| ServerError::Config(format!("TLS certificate or key: {e}")))?;
+    }
+    let router = builder.add_service(health_service).add_service(reflection);
+    // Without auth the interceptor admits everything: one router type either way.
+    let tokens = security.tokens.clone();
+    let router = router.add_service(tonic::service::interceptor::InterceptedService::new(
+        service,
+        move |req: Request<()>| match &tokens {
+            Some(t) => t.check(req),
+            None => Ok(req),
+        },
+    ));
+    on_ready(local);
+    router
         .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))

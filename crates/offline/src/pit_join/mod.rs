@@ -276,8 +276,10 @@ impl ExecutionPlan for PitJoinExec {
             rows_used: MetricBuilder::new(&self.metrics)
                 .counter("feature_rows_in_reach", partition),
         };
+        // The join runs on the first poll; its output is then gathered one batch at a time, as
+        // the consumer asks, so a training set is never held twice (joined and written).
         let batches = futures::stream::once(run.run(left, rights, reservation))
-            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .map_ok(futures::stream::iter)
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
@@ -308,7 +310,7 @@ impl JoinRun {
         left: SendableRecordBatchStream,
         rights: Vec<SendableRecordBatchStream>,
         reservation: MemoryReservation,
-    ) -> Result<Vec<RecordBatch>> {
+    ) -> Result<Gather> {
         let left_batches: Vec<RecordBatch> = left.try_collect().await?;
         let entities = concat_batches(&self.left_schema, &left_batches)?;
         drop(left_batches);
@@ -364,30 +366,49 @@ impl JoinRun {
             parts[p] = Some(part);
         }
         let parts: Vec<Candidates> = parts.into_iter().flatten().collect();
-        let _timer = self.baseline.elapsed_compute().timer();
-        let out = self.finish(&entities, &index, &parts)?;
-        for b in &out {
-            self.baseline.record_output(b.num_rows());
-        }
-        Ok(out)
+        let matched = {
+            let _timer = self.baseline.elapsed_compute().timer();
+            self.finish(&index, &parts, entities.num_rows())
+        };
+        drop(index);
+        reservation.try_grow(std::mem::size_of_val(matched.as_slice()))?;
+        // What the gather holds (entities, matches, held payload) stays reserved until its last
+        // batch is out.
+        reservations.push(reservation);
+        Ok(Gather {
+            entities,
+            matched,
+            parts,
+            nulls: self
+                .payload_schema
+                .fields()
+                .iter()
+                .map(|f| new_null_array(f.data_type(), 1))
+                .collect(),
+            schema: Arc::clone(&self.schema),
+            batch_size: self.batch_size,
+            next_row: 0,
+            baseline: self.baseline.clone(),
+            _reservations: reservations,
+        })
     }
 
     /// Gives each slot the latest row among its own and its key's earlier slots (across all
-    /// partitions), applies the TTL, and gathers the payload in entity row order.
+    /// partitions) and applies the TTL: per entity row, the (gather source, row) of its match,
+    /// where source 0 is a row of nulls and the parts' payload batches follow in order.
     fn finish(
         &self,
-        entities: &RecordBatch,
         index: &EntityIndex,
         parts: &[Candidates],
-    ) -> Result<Vec<RecordBatch>> {
-        // Source 0 of the gather is a one-row batch of nulls; then each part's payload batches.
+        rows: usize,
+    ) -> Vec<(usize, usize)> {
         let mut first_source = Vec::with_capacity(parts.len());
         let mut next = 1;
         for p in parts {
             first_source.push(next);
             next += p.payload().len();
         }
-        let mut matched: Vec<(usize, usize)> = vec![(0, 0); entities.num_rows()];
+        let mut matched: Vec<(usize, usize)> = vec![(0, 0); rows];
         for group in index.groups() {
             let mut running: Option<(Held, usize)> = None;
             for slot in group {
@@ -406,28 +427,57 @@ impl JoinRun {
                 }
             }
         }
-        let nulls: Vec<ArrayRef> = self
-            .payload_schema
-            .fields()
-            .iter()
-            .map(|f| new_null_array(f.data_type(), 1))
-            .collect();
-        let mut out = Vec::with_capacity(entities.num_rows().div_ceil(self.batch_size));
-        for start in (0..entities.num_rows()).step_by(self.batch_size) {
-            let end = (start + self.batch_size).min(entities.num_rows());
-            let mut columns: Vec<ArrayRef> = entities.slice(start, end - start).columns().to_vec();
-            for (j, null) in nulls.iter().enumerate() {
-                let mut sources: Vec<&dyn datafusion::arrow::array::Array> =
-                    Vec::with_capacity(next);
-                sources.push(null.as_ref());
-                for p in parts {
-                    sources.extend(p.payload().iter().map(|b| b.column(j).as_ref()));
-                }
-                columns.push(interleave(&sources, &matched[start..end])?);
+        matched
+    }
+}
+
+/// The join's answer, gathered into output batches in entity row order one at a time.
+struct Gather {
+    entities: RecordBatch,
+    matched: Vec<(usize, usize)>,
+    parts: Vec<Candidates>,
+    /// One-row null arrays, one per payload column: gather source 0.
+    nulls: Vec<ArrayRef>,
+    schema: SchemaRef,
+    batch_size: usize,
+    next_row: usize,
+    baseline: BaselineMetrics,
+    _reservations: Vec<MemoryReservation>,
+}
+
+impl Gather {
+    fn batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = self.entities.slice(start, end - start).columns().to_vec();
+        for (j, null) in self.nulls.iter().enumerate() {
+            let mut sources: Vec<&dyn datafusion::arrow::array::Array> = vec![null.as_ref()];
+            for p in &self.parts {
+                sources.extend(p.payload().iter().map(|b| b.column(j).as_ref()));
             }
-            out.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+            columns.push(interleave(&sources, &self.matched[start..end])?);
         }
-        Ok(out)
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+impl Iterator for Gather {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rows = self.entities.num_rows();
+        if self.next_row >= rows {
+            return None;
+        }
+        let start = self.next_row;
+        let end = (start + self.batch_size).min(rows);
+        self.next_row = end;
+        let batch = {
+            let _timer = self.baseline.elapsed_compute().timer();
+            self.batch(start, end)
+        };
+        if let Ok(b) = &batch {
+            self.baseline.record_output(b.num_rows());
+        }
+        Some(batch)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Retrieval on real files: documents on disk, the redb cache, hnsw_rs graphs dumped and
+//! Retrieval on real files: documents on disk, the SQLite cache, hnsw_rs graphs dumped and
 //! reloaded, and the OpenAI protocol over a real loopback HTTP server.
 
 mod openai_server;

@@ -19,9 +19,50 @@ impl RedisServer {
         Self::spawn(port, &["--protected-mode", "yes"], None)
     }
 
+    /// A redis-server with `extra` arguments (e.g. `--requirepass`) on a free port.
+    #[allow(dead_code)] // not every test binary that includes this file uses every helper
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::spawn(free_port(), extra, None)
+    }
+
+    /// A redis-server that speaks only TLS on `port` (its plaintext port is off), with the given
+    /// PEM files; clients must present a certificate signed by `ca`.
+    #[allow(dead_code)]
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> RedisServer {
+        let port = free_port();
+        let args = [
+            "--tls-port".to_string(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            cert.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn_on_ports(0, port, &args, None)
+    }
+
     /// A redis-server on `port` with `extra` arguments, run in `dir` (where it writes its files)
     /// if given; returns once it accepts connections.
     fn spawn(port: u16, extra: &[&str], dir: Option<&std::path::Path>) -> RedisServer {
+        Self::spawn_on_ports(port, port, extra, dir)
+    }
+
+    /// Like [`Self::spawn`], with the plaintext port `port` (0: none) and the port to wait on.
+    fn spawn_on_ports(
+        port: u16,
+        wait_on: u16,
+        extra: &[&str],
+        dir: Option<&std::path::Path>,
+    ) -> RedisServer {
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--port",
@@ -43,14 +84,17 @@ impl RedisServer {
             "redis-server must be installed (scripts/test.sh installs it from Debian's packages)",
         );
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", wait_on)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not start on port {port}"
+                "redis-server did not start on port {wait_on}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        RedisServer { child, port }
+        RedisServer {
+            child,
+            port: wait_on,
+        }
     }
 
     pub fn url(&self) -> String {
