@@ -293,6 +293,11 @@ pub struct TrainingSetArgs {
     /// Print the physical plans instead of running them.
     #[arg(long)]
     pub explain: bool,
+    /// Most memory the join may hold: a size (`4GiB`, `512MiB`) or a share of this machine's
+    /// memory (`60%`). Default: 70% of the machine's memory. Past it the command fails with what
+    /// it needed instead of being killed.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<asof_offline::memory::MemoryLimit>,
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use asof_core::FeatureRequest;
-use asof_offline::output::{Format, write_table};
+use asof_offline::memory::MemoryLimit;
+use asof_offline::output::{Format, write_stream};
 use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
 
 use super::{Ctx, display_path};
@@ -22,7 +23,11 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
             FeatureRequest::resolve(&catalog, &args.selection.features, args.full_feature_names)?
         }
     };
-    let store = OfflineStore::new(&ctx.repo);
+    let limit = args.memory_limit.or_else(MemoryLimit::default_for_machine);
+    let store = match limit {
+        Some(l) => OfflineStore::with_memory_limit(&ctx.repo, l),
+        None => OfflineStore::new(&ctx.repo),
+    };
     let entities = EntityTable::read(&args.entities).await?;
     let opts = TrainingSetOptions {
         timestamp_column: args.timestamp_column.clone(),
@@ -41,19 +46,30 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
         ),
         ctx.quiet,
     );
-    let table = store.training_set(&entities, &request, &opts).await?;
-    pb.set_message(format!("writing {}", display_path(&args.output)));
-    write_table(&args.output, std::slice::from_ref(&table))
-        .with_context(|| format!("writing {}", display_path(&args.output)))?;
+    let limit_note = || {
+        limit
+            .map(|l| format!(" (memory limit {l})"))
+            .unwrap_or_default()
+    };
+    let stream = store
+        .training_set_stream(&entities, &request, &opts)
+        .await
+        .with_context(|| format!("building the training set{}", limit_note()))?;
+    let columns = stream.schema().fields().len();
+    let total = entities.num_rows();
+    let progress = |rows: usize| pb.set_message(format!("writing {rows} of {total} rows"));
+    // Joined and written batch by batch: the table is never whole in memory.
+    let rows = write_stream(&args.output, stream, &progress)
+        .await
+        .with_context(|| format!("writing {}{}", display_path(&args.output), limit_note()))?;
     pb.finish_and_clear();
     if !ctx.quiet {
         println!(
-            "Wrote {} ({} columns: {} features from {} view(s)): {}",
+            "Wrote {} ({columns} columns: {} features from {} view(s)): {}",
             display_path(&args.output),
-            table.num_columns(),
             request.columns.len(),
             request.views.len(),
-            rate(table.num_rows(), "rows", started)
+            rate(rows, "rows", started)
         );
     }
     Ok(())

@@ -204,3 +204,75 @@ fn csv_in_and_out() {
         lines[2]
     );
 }
+
+#[test]
+fn outputs_hold_plain_strings_and_pq_inputs_are_read() {
+    let r = TestRepo::applied();
+    std::fs::copy(r.path("data/entities.parquet"), r.path("entities.pq")).unwrap();
+    stdout_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "entities.pq",
+        "--service",
+        "driver_activity",
+        "--output",
+        "train.pq",
+    ]));
+    let t = read(&r.path("train.pq"));
+    assert_eq!(t.num_rows(), 1000);
+    let segment = t.schema().field_with_name("segment").unwrap().clone();
+    assert_eq!(
+        segment.data_type(),
+        &datafusion::arrow::datatypes::DataType::Utf8,
+        "strings are written as plain Utf8, never DataFusion's Utf8View"
+    );
+}
+
+#[test]
+fn a_memory_limit_too_small_fails_with_what_was_needed_and_writes_nothing() {
+    let r = TestRepo::applied();
+    let err = stderr_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "data/entities.parquet",
+        "--service",
+        "driver_activity",
+        "--output",
+        "train.parquet",
+        "--memory-limit",
+        "4KiB",
+    ]));
+    assert!(
+        err.contains("out of memory budget")
+            && err.contains("memory limit 4 KiB")
+            && err.contains("PitJoinExec")
+            && err.contains("--memory-limit"),
+        "{err}"
+    );
+    assert!(!r.path("train.parquet").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&r.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let bad = r
+        .run(&[
+            "training-set",
+            "--entities",
+            "data/entities.parquet",
+            "--service",
+            "driver_activity",
+            "--output",
+            "t.parquet",
+            "--memory-limit",
+            "lots",
+        ])
+        .assert()
+        .failure()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&bad).contains("`4GiB`"));
+}

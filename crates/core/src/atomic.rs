@@ -6,6 +6,55 @@ use std::path::Path;
 
 use crate::error::{CoreError, CoreResult};
 
+/// A file being written in place of `path`: a temp file beside it, renamed over `path` by
+/// [`AtomicFile::commit`] once complete and synced. Dropped uncommitted (an error, a panic), it is
+/// removed and `path` is untouched; a killed process leaves only a `.tmp` file nothing reads.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> CoreResult<AtomicFile> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| CoreError::io(dir, e))?;
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The temp file, to write into.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Syncs the temp file and renames it over the target.
+    pub fn commit(self) -> CoreResult<()> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| CoreError::io(&self.path, e))?;
+        self.tmp
+            .persist(&self.path)
+            .map_err(|e| CoreError::io(&self.path, e.error))?;
+        Ok(())
+    }
+}
+
 /// Writes `path` atomically with `write`, which receives the temp file. If `write` fails (or the
 /// process dies), the old file is untouched and the temp file is removed (or left with a `.tmp` name
 /// that nothing reads).
@@ -13,31 +62,13 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
 ) -> CoreResult<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| CoreError::io(dir, e))?;
+    let mut file = AtomicFile::create(path)?;
     {
-        let mut buf = std::io::BufWriter::new(tmp.as_file_mut());
+        let mut buf = std::io::BufWriter::new(file.file());
         write(&mut buf).map_err(|e| CoreError::io(path, e))?;
         buf.flush().map_err(|e| CoreError::io(path, e))?;
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| CoreError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| CoreError::io(path, e.error))?;
-    Ok(())
+    file.commit()
 }
 
 #[cfg(test)]

@@ -24,9 +24,25 @@ pub enum OfflineError {
     #[error(transparent)]
     Core(#[from] asof_core::CoreError),
     #[error("query engine: {0}")]
-    Engine(#[from] DataFusionError),
+    Engine(DataFusionError),
+    /// The query needs more memory than its pool allows (`--memory-limit`).
+    #[error(
+        "out of memory budget: {detail}; raise --memory-limit (e.g. `--memory-limit 90%`) or split the entity table into smaller time ranges"
+    )]
+    MemoryLimit { detail: String },
     #[error("{0}")]
     Request(String),
+}
+
+impl From<DataFusionError> for OfflineError {
+    fn from(e: DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => OfflineError::MemoryLimit {
+                detail: detail.clone(),
+            },
+            _ => OfflineError::Engine(e),
+        }
+    }
 }
 
 impl From<datafusion::arrow::error::ArrowError> for OfflineError {

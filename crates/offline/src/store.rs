@@ -13,6 +13,7 @@ use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::common::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ident;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -20,6 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::entity_table::EntityTable;
 use crate::error::OfflineResult;
+use crate::memory::MemoryLimit;
 use crate::pit_join::{PitJoinExec, PitJoinOptions};
 use crate::source::{FEATURE_CREATED, FEATURE_TS, TimeBounds, scan_view, source_error};
 use crate::timestamps::{from_nanos, to_nanos};
@@ -81,9 +83,24 @@ impl OfflineStore {
         Self::with_tuning(repo_dir, batch_size, None)
     }
 
+    /// A store whose queries may hold at most `limit` bytes (reserved through DataFusion's memory
+    /// pool); past it a query fails with [`crate::OfflineError::MemoryLimit`].
+    pub fn with_memory_limit(repo_dir: &Path, limit: MemoryLimit) -> Self {
+        Self::build(repo_dir, 8192, None, Some(limit))
+    }
+
     /// [`Self::with_batch_size`], also setting how many partitions a source is scanned in (the
     /// join's parallelism; default: one per core).
     pub fn with_tuning(repo_dir: &Path, batch_size: usize, partitions: Option<usize>) -> Self {
+        Self::build(repo_dir, batch_size, partitions, None)
+    }
+
+    fn build(
+        repo_dir: &Path,
+        batch_size: usize,
+        partitions: Option<usize>,
+        limit: Option<MemoryLimit>,
+    ) -> Self {
         let mut config = SessionConfig::new()
             .with_batch_size(batch_size)
             .with_parquet_pruning(true)
@@ -91,10 +108,18 @@ impl OfflineStore {
         if let Some(p) = partitions {
             config = config.with_target_partitions(p.max(1));
         }
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
-            .with_default_features()
-            .build();
+            .with_default_features();
+        if let Some(limit) = limit {
+            // The pool names the largest consumers in its error, so "needs N" is in the message.
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_limit(limit.0, 1.0)
+                .build_arc()
+                .expect("a memory-limited runtime needs no I/O to build");
+            state = state.with_runtime_env(runtime);
+        }
+        let state = state.build();
         OfflineStore {
             ctx: SessionContext::new_with_state(state),
             repo_dir: repo_dir.to_path_buf(),
