@@ -203,3 +203,36 @@ fn document_index_errors_name_the_line_and_suggest() {
         "{err}"
     );
 }
+
+#[test]
+fn definitions_that_cannot_mean_anything_are_errors_with_their_line() {
+    let r = TestRepo::init();
+    // A float join key, a key listed twice, and a project name with a glob character.
+    r.write(
+        "odd.yaml",
+        "entities:\n  - name: rating\n    join_keys: [conv_rate]\n  - name: twice\n    join_keys: [a, a]\nfeature_views:\n  - name: by_rating\n    entities: [rating]\n    source: driver_stats_source\n    features:\n      - {name: acc_rate, dtype: float32}\n",
+    );
+    r.edit(
+        "feature_store.yaml",
+        "project: rideshare",
+        "project: ride*share",
+    );
+    let err = apply_fails(&r);
+    assert!(
+        err.contains("odd.yaml:8:")
+            && err.contains("join key `conv_rate` of source `driver_stats_source`")
+            && err.contains("Float32 cannot be a join key")
+            && err.contains("cast the column to int64 or string"),
+        "{err}"
+    );
+    assert!(
+        err.contains("odd.yaml:5:") && err.contains("entity `twice` lists join key `a` twice"),
+        "{err}"
+    );
+    assert!(
+        err.contains("feature_store.yaml:2:")
+            && err.contains("project name `ride*share` may hold only")
+            && err.contains("e.g. `project: ride_share`"),
+        "{err}"
+    );
+}

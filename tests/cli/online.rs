@@ -67,13 +67,38 @@ fn materialize_serve_query_and_shut_down_on_sigterm() {
         String::from_utf8_lossy(&bad)
     );
 
+    // A string for an integer key is named, not a silent NOT_FOUND.
+    let err = r
+        .run(&[
+            "query",
+            "--server",
+            &server_url,
+            "--features",
+            "driver_hourly_stats:conv_rate",
+            "--entity",
+            "driver_id=abc",
+        ])
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("InvalidArgument")
+            && err.contains(
+                "entity key `driver_id` row 0 is a string (\"abc\"), but view `driver_hourly_stats` keys on an integer"
+            ),
+        "{err}"
+    );
+
     let body = server.metrics();
     assert!(
         body.contains(r#"asof_requests_total{rpc="GetOnlineFeatures",code="Ok"} 1"#),
         "{body}"
     );
     assert!(
-        body.contains(r#"asof_requests_total{rpc="GetOnlineFeatures",code="InvalidArgument"} 1"#),
+        body.contains(r#"asof_requests_total{rpc="GetOnlineFeatures",code="InvalidArgument"} 2"#),
         "{body}"
     );
     assert!(body.contains("asof_entity_rows_served_total 2"), "{body}");

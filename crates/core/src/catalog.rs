@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::KeyType;
 use crate::spec::{DocumentIndex, Entity, FeatureService, FeatureView, Source};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,10 @@ pub struct Catalog {
     pub feature_services: BTreeMap<String, FeatureService>,
     #[serde(default)]
     pub document_indexes: BTreeMap<String, DocumentIndex>,
+    /// Per view, the type of each join key as its source holds it (recorded by `apply` when the
+    /// source data exists), so serving can reject a request key of the wrong type by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_types: BTreeMap<String, BTreeMap<String, KeyType>>,
 }
 
 impl Catalog {

@@ -23,7 +23,35 @@ pub enum KeyValue {
     Bytes(Vec<u8>),
 }
 
+/// The type of a join key, as the key encoding holds it: what a request's key values must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Int,
+    String,
+    Bytes,
+}
+
+impl KeyType {
+    /// "an integer", "a string", "bytes": for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            KeyType::Int => "an integer",
+            KeyType::String => "a string",
+            KeyType::Bytes => "bytes",
+        }
+    }
+}
+
 impl KeyValue {
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            KeyValue::Int(_) => KeyType::Int,
+            KeyValue::Str(_) => KeyType::String,
+            KeyValue::Bytes(_) => KeyType::Bytes,
+        }
+    }
+
     /// The key value for a scalar, or `None` for nulls and types that cannot be keys.
     pub fn from_value(v: &Value) -> Option<KeyValue> {
         match v {

@@ -26,6 +26,8 @@ pub struct ResolvedView {
     pub view: FeatureView,
     pub source: Source,
     pub join_keys: Vec<String>,
+    /// The type of each join key in the source, where `apply` could read it.
+    pub key_types: Vec<Option<crate::keys::KeyType>>,
     /// The requested features of this view, in first-request order, without repeats.
     pub features: Vec<Feature>,
 }
@@ -78,8 +80,14 @@ impl FeatureRequest {
                             view.name, view.source
                         ))
                     })?;
+                    let join_keys = catalog.join_keys(view);
+                    let types = catalog.key_types.get(&view.name);
                     req.views.push(ResolvedView {
-                        join_keys: catalog.join_keys(view),
+                        key_types: join_keys
+                            .iter()
+                            .map(|k| types.and_then(|t| t.get(k)).copied())
+                            .collect(),
+                        join_keys,
                         view: view.clone(),
                         source,
                         features: Vec::new(),

@@ -48,6 +48,9 @@ pub struct Registry {
     pub document_indexes: BTreeMap<String, Record<crate::spec::DocumentIndex>>,
     #[serde(default)]
     pub materialization: BTreeMap<String, Materialization>,
+    /// Per view, each join key's type in its source (see [`Catalog::key_types`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_types: BTreeMap<String, BTreeMap<String, crate::keys::KeyType>>,
 }
 
 /// What `apply` does to one object.
@@ -225,13 +228,16 @@ impl Registry {
                         .collect()
                 })
                 .unwrap_or_default(),
+            key_types: catalog.key_types.clone(),
         };
-        let registry = if plan.is_empty()
-            && let Some(o) = old
-        {
-            o.clone()
-        } else {
-            registry
+        let registry = match old {
+            // Nothing to apply; key types may be learnt now that the data exists.
+            Some(o) if plan.is_empty() && o.key_types == catalog.key_types => o.clone(),
+            Some(o) if plan.is_empty() => Registry {
+                key_types: catalog.key_types.clone(),
+                ..o.clone()
+            },
+            _ => registry,
         };
         (registry, plan)
     }
@@ -263,6 +269,7 @@ impl Registry {
                 .iter()
                 .map(|(k, r)| (k.clone(), r.spec.clone()))
                 .collect(),
+            key_types: self.key_types.clone(),
         }
     }
 

@@ -22,6 +22,8 @@ pub struct ColumnInfo {
     /// Why this column cannot be a join key (with the fix), or `None` if it can. The engine's
     /// type model decides; core only reports.
     pub key_problem: Option<String>,
+    /// The key type of this column when it can be a join key.
+    pub key_type: Option<crate::keys::KeyType>,
 }
 
 /// Reads a source's schema. Implemented by the offline store; core has no Parquet reader.
@@ -246,6 +248,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         }
     }
 
+    let mut key_types = BTreeMap::new();
     for v in &repo.feature_views {
         let view = &v.def;
         if view.entities.is_empty() {
@@ -336,6 +339,13 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         };
         let by_name: HashMap<&str, &ColumnInfo> =
             cols.iter().map(|c| (c.name.as_str(), c)).collect();
+        let types: BTreeMap<String, crate::keys::KeyType> = join_keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), by_name.get(k.as_str())?.key_type?)))
+            .collect();
+        if !types.is_empty() {
+            key_types.insert(view.name.clone(), types);
+        }
         let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         for key in &join_keys {
             if let Some(problem) = by_name
@@ -450,7 +460,10 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         ck.diags.dedup();
         return Err(CoreError::Invalid(ck.diags));
     }
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        key_types,
+        ..Catalog::default()
+    };
     for e in &repo.entities {
         catalog.entities.insert(e.def.name.clone(), e.def.clone());
     }

@@ -6,7 +6,7 @@ use asof_core::spec::Source;
 use asof_core::{ColumnInfo, SchemaProbe};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::types::{dtype_of, key_type_problem};
+use crate::types::{KeyKind, dtype_of, key_kind, key_type_problem};
 
 /// A [`SchemaProbe`] over local Parquet files: a file, a directory (its first Parquet file), or a
 /// glob with `*` in the last path component.
@@ -93,6 +93,7 @@ impl SchemaProbe for ParquetProbe {
                     dtype: dtype_of(f.data_type()),
                     type_name: f.data_type().to_string(),
                     key_problem: key_type_problem(f.data_type()),
+                    key_type: key_kind(f.data_type()).map(KeyKind::key_type),
                 })
                 .collect(),
         ))

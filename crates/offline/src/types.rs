@@ -72,11 +72,12 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    pub fn name(self) -> &'static str {
+    /// The core's name for this kind (what the registry records and serving checks).
+    pub fn key_type(self) -> asof_core::keys::KeyType {
         match self {
-            KeyKind::Int => "an integer",
-            KeyKind::String => "a string",
-            KeyKind::Bytes => "bytes",
+            KeyKind::Int => asof_core::keys::KeyType::Int,
+            KeyKind::String => asof_core::keys::KeyType::String,
+            KeyKind::Bytes => asof_core::keys::KeyType::Bytes,
         }
     }
 }

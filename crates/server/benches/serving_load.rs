@@ -335,7 +335,10 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut c16 = Vec::new();
-    for (workers, label) in [(None, "default (2)"), (Some(1), "1")] {
+    // The server's default is one worker per core: label it with this machine's count.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default_label = format!("default ({cores})");
+    for (workers, label) in [(None, default_label.as_str()), (Some(1), "1")] {
         let (server, grpc_port) = start_server(&bin, &repo_arg, workers);
         let results = rt.block_on(load(grpc_port, label));
         let floor = rt.block_on(transport_floor(grpc_port));

@@ -195,12 +195,20 @@ impl Serving {
                 }
                 Some(_) => {}
             }
+            // The type the source holds this key as (recorded by `apply`), and a view keyed by it.
+            let expected = req.views.iter().find_map(|v| {
+                let i = v.join_keys.iter().position(|k| k == name)?;
+                Some((v.key_types[i]?, v.view.name.as_str()))
+            });
             let mut keys = Vec::with_capacity(values.len());
             for (i, v) in values.iter().enumerate() {
                 let value = from_proto(v);
                 match (&value, KeyValue::from_value(&value)) {
                     (Value::Null, _) => keys.push(None),
-                    (_, Some(k)) => keys.push(Some(k)),
+                    (_, Some(k)) => {
+                        check_key_type(name, i, &k, expected)?;
+                        keys.push(Some(k))
+                    }
                     (other, None) => {
                         return Err(Self::invalid(format!(
                             "entity key `{name}` row {i}: {other:?} is not a valid key; use int32, int64, string or bytes values"
@@ -419,6 +427,13 @@ impl Serving {
                 let key = KeyValue::from_value(&from_proto(&v[row])).ok_or_else(|| {
                     Self::invalid(format!("column `{k}` row {row}: not a valid key"))
                 })?;
+                let expected = view
+                    .join_keys
+                    .iter()
+                    .position(|n| n == k)
+                    .and_then(|i| view.key_types[i])
+                    .map(|t| (t, view.view.name.as_str()));
+                check_key_type(k, row, &key, expected)?;
                 keys.push(key);
             }
             let event_ts = match from_proto(&ts[row]) {
@@ -503,6 +518,34 @@ impl Serving {
             .collect();
         ListFeatureViewsResponse { feature_views }
     }
+}
+
+/// A request's key value must have the type its view's source holds the key as (`expected`:
+/// the type and a view keyed by it): a string for an integer key would otherwise never match and
+/// read as a silent NOT_FOUND.
+fn check_key_type(
+    name: &str,
+    row: usize,
+    k: &KeyValue,
+    expected: Option<(asof_core::keys::KeyType, &str)>,
+) -> ServerResult<()> {
+    let Some((want, view)) = expected else {
+        return Ok(());
+    };
+    if k.key_type() == want {
+        return Ok(());
+    }
+    let shown = match k {
+        KeyValue::Int(i) => i.to_string(),
+        KeyValue::Str(s) => format!("{s:?}"),
+        KeyValue::Bytes(b) => format!("{} bytes", b.len()),
+    };
+    Err(ServerError::InvalidArgument(format!(
+        "entity key `{name}` row {row} is {} ({shown}), but view `{view}` keys on {}; send {} value",
+        k.key_type().described(),
+        want.described(),
+        want.described(),
+    )))
 }
 
 /// Whether a pushed value has the view's declared type (so pushes and materialization store alike).
