@@ -276,3 +276,69 @@ fn a_memory_limit_too_small_fails_with_what_was_needed_and_writes_nothing() {
         .clone();
     assert!(String::from_utf8_lossy(&bad).contains("`4GiB`"));
 }
+
+#[test]
+fn sources_as_spark_writes_them_and_csv_sources() {
+    let r = TestRepo::init();
+    // A Spark-style folder: data files beside `_SUCCESS`, checksum and temporary files.
+    let dir = r.path("data/driver_stats");
+    std::fs::create_dir_all(dir.join("_temporary")).unwrap();
+    std::fs::rename(
+        r.path("data/driver_stats.parquet"),
+        dir.join("part-00000.pq"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("_SUCCESS"), b"").unwrap();
+    std::fs::write(dir.join(".part-00000.pq.crc"), b"junk").unwrap();
+    std::fs::write(dir.join("_temporary/part-00001.parquet"), b"half-written").unwrap();
+    r.edit(
+        "drivers.yaml",
+        "path: data/driver_stats.parquet",
+        "path: data/driver_stats",
+    );
+    // A CSV source with naive timestamps (read as UTC).
+    r.write(
+        "data/ratings.csv",
+        "driver_id,event_timestamp,stars\n1001,2024-05-01T00:00:00,4.5\n1001,2024-05-03T00:00:00,3.0\n1002,2024-05-02T12:00:00,5.0\n",
+    );
+    r.write(
+        "ratings.yaml",
+        "sources:\n  - {name: ratings_src, path: data/ratings.csv, timestamp_field: event_timestamp}\nfeature_views:\n  - name: ratings\n    entities: [driver]\n    source: ratings_src\n    features:\n      - {name: stars, dtype: float64}\n",
+    );
+    r.write(
+        "entities.csv",
+        "driver_id,event_timestamp\n1001,2024-05-02T00:00:00\n1001,2024-05-04T00:00:00\n1002,2024-05-02T00:00:00\n",
+    );
+    stdout_of(&mut r.run(&["apply"]));
+    stdout_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "entities.csv",
+        "--features",
+        "ratings:stars",
+        "--output",
+        "t.parquet",
+    ]));
+    let t = read(&r.path("t.parquet"));
+    let stars = t
+        .column_by_name("stars")
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    assert_eq!(
+        (0..3)
+            .map(|i| stars.is_valid(i).then(|| stars.value(i)))
+            .collect::<Vec<_>>(),
+        [Some(4.5), Some(3.0), None],
+        "as of each row's time: the May 1 rating, the May 3 one, and none yet for 1002"
+    );
+    let summary = stdout_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "data/entities.parquet",
+        "--service",
+        "driver_activity",
+        "--output",
+        "train.parquet",
+    ]));
+    assert!(summary.contains("1,000 rows"), "{summary}");
+}

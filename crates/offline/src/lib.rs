@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod entity_table;
 pub mod error;
+pub mod listing;
 pub mod memory;
 pub mod output;
 pub mod pit_join;

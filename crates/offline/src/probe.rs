@@ -1,91 +1,47 @@
 //! Reading a source's schema from its Parquet footer (no data), for `asof apply`'s checks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use asof_core::spec::Source;
 use asof_core::{ColumnInfo, SchemaProbe};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::listing::{TableFormat, list};
 use crate::types::{KeyKind, dtype_of, key_kind, key_type_problem};
 
-/// A [`SchemaProbe`] over local Parquet files: a file, a directory (its first Parquet file), or a
-/// glob with `*` in the last path component.
+/// Rows a CSV schema is inferred from, here and in the scan.
+pub const CSV_INFER_ROWS: usize = 1000;
+
+/// A [`SchemaProbe`] over a source's files as [`crate::listing::list`] finds them (Parquet or
+/// CSV): the schema of the first file.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ParquetProbe;
 
-fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || !name.ends_with(last) || name.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(p) => rest = &rest[p + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-/// The first Parquet file of a source path, if any exists.
-pub fn first_parquet_file(full: &Path) -> Option<PathBuf> {
-    if full.is_file() {
-        return Some(full.to_path_buf());
-    }
-    let (dir, pattern) = if full.is_dir() {
-        (full.to_path_buf(), "*.parquet".to_string())
-    } else {
-        let name = full.file_name()?.to_string_lossy().into_owned();
-        if !name.contains('*') {
-            return None;
-        }
-        (full.parent()?.to_path_buf(), name)
-    };
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    found.sort();
-    for p in found {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if p.is_file() && wildcard_match(&pattern, &name) {
-            return Some(p);
-        }
-        if p.is_dir()
-            && full.is_dir()
-            && let Some(f) = first_parquet_file(&p)
-        {
-            return Some(f);
-        }
-    }
-    None
-}
-
 impl SchemaProbe for ParquetProbe {
     fn columns(&self, repo_dir: &Path, source: &Source) -> Result<Option<Vec<ColumnInfo>>, String> {
-        let full = repo_dir.join(&source.path);
-        let Some(file) = first_parquet_file(&full) else {
+        // The same listing the scan reads, so the checked file is one the scan reads.
+        let Some(listed) = list(repo_dir, &source.path)? else {
             return Ok(None);
         };
-        let f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(|e| format!("{} is not readable Parquet: {e}", file.display()))?;
-        Ok(Some(
-            builder
+        let file = &listed.files[0];
+        let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let schema = match listed.format {
+            TableFormat::Parquet => ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| format!("{} is not readable Parquet: {e}", file.display()))?
                 .schema()
+                .as_ref()
+                .clone(),
+            // DataFusion's CSV scan infers types with the same arrow-csv code.
+            TableFormat::Csv => {
+                datafusion::arrow::csv::reader::Format::default()
+                    .with_header(true)
+                    .infer_schema(f, Some(CSV_INFER_ROWS))
+                    .map_err(|e| format!("{} is not readable CSV: {e}", file.display()))?
+                    .0
+            }
+        };
+        Ok(Some(
+            schema
                 .fields()
                 .iter()
                 .map(|f| ColumnInfo {
@@ -97,18 +53,5 @@ impl SchemaProbe for ParquetProbe {
                 })
                 .collect(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wildcard_match;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("*.parquet", "a.parquet"));
-        assert!(wildcard_match("part-*-x.parquet", "part-1-x.parquet"));
-        assert!(!wildcard_match("*.parquet", "a.csv"));
-        assert!(!wildcard_match("ab*ba", "aba"));
     }
 }

@@ -9,31 +9,16 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, cast, ident, lit};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 
 use crate::error::{OfflineError, OfflineResult};
+use crate::listing::{TableFormat, list};
 use crate::timestamps::nanos_expr;
 use crate::types::arrow_type;
 
 /// Internal column names of a scanned view; chosen not to collide with identifiers users declare.
 pub const FEATURE_TS: &str = "__asof_feature_ts";
 pub const FEATURE_CREATED: &str = "__asof_feature_created";
-
-/// The source path of a view, resolved against the repo folder (globs and directories allowed).
-pub fn source_path(repo_dir: &Path, path: &str) -> String {
-    let p = Path::new(path);
-    let full = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        repo_dir.join(p)
-    };
-    let s = full.to_string_lossy().into_owned();
-    if full.is_dir() && !s.ends_with('/') {
-        format!("{s}/")
-    } else {
-        s
-    }
-}
 
 pub(crate) fn source_error(
     view: &ResolvedView,
@@ -62,16 +47,41 @@ pub async fn scan_view(
     view: &ResolvedView,
     bounds: TimeBounds,
 ) -> OfflineResult<DataFrame> {
-    let path = source_path(repo_dir, &view.source.path);
-    let opts = ParquetReadOptions {
-        file_extension: "",
-        ..Default::default()
+    // The files `apply` probed: one listing for both.
+    let listed = list(repo_dir, &view.source.path)
+        .map_err(|e| source_error(view, &view.source.path, e))?
+        .ok_or_else(|| {
+            source_error(
+                view,
+                &view.source.path,
+                "no data files there yet (looked for .parquet, .pq and .csv files)",
+            )
+        })?;
+    let files: Vec<String> = listed
+        .files
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    let read = match listed.format {
+        TableFormat::Parquet => {
+            let opts = ParquetReadOptions {
+                file_extension: "",
+                ..Default::default()
+            };
+            ctx.read_parquet(files, opts).await
+        }
+        TableFormat::Csv => {
+            let opts = CsvReadOptions::new()
+                .file_extension("")
+                .schema_infer_max_records(crate::probe::CSV_INFER_ROWS);
+            ctx.read_csv(files, opts).await
+        }
     };
-    let df = ctx.read_parquet(path.clone(), opts).await.map_err(|e| {
+    let df = read.map_err(|e| {
         source_error(
             view,
             &view.source.path,
-            format!("cannot read Parquet: {}", e.strip_backtrace()),
+            format!("cannot read it: {}", e.strip_backtrace()),
         )
     })?;
     let schema = df.schema().clone();
