@@ -5,6 +5,7 @@
 
 mod cluster;
 mod consistency;
+mod decode_props;
 mod redis_server;
 mod retrieval;
 mod robustness;
