@@ -119,12 +119,27 @@ impl LoadedVersion {
 
     /// The query as a vector of this version's space.
     pub fn query_vector(&self, query: Query<'_>) -> RetrievalResult<Vec<f32>> {
+        self.query_vector_within(query, None)
+    }
+
+    /// [`Self::query_vector`], embedding text by `deadline` when there is one.
+    pub fn query_vector_within(
+        &self,
+        query: Query<'_>,
+        deadline: Option<std::time::Instant>,
+    ) -> RetrievalResult<Vec<f32>> {
         let mut v = match query {
             Query::Text(text) => {
                 if text.trim().is_empty() {
                     return Err(RetrievalError::Query("query text is empty".into()));
                 }
-                self.embedder()?.embed(&[text])?.pop().unwrap_or_default()
+                let embedder = self.embedder()?;
+                match deadline {
+                    Some(d) => embedder.embed_within(&[text], d)?,
+                    None => embedder.embed(&[text])?,
+                }
+                .pop()
+                .unwrap_or_default()
             }
             Query::Vector { values, model } => {
                 if model != self.meta.model_id {
@@ -166,10 +181,22 @@ impl LoadedVersion {
         filters: &BTreeMap<String, String>,
         ef: usize,
     ) -> RetrievalResult<Vec<Hit>> {
+        self.search_within(query, k, filters, ef, None)
+    }
+
+    /// [`Self::search`] that embeds its query by `deadline` (the server's request deadline).
+    pub fn search_within(
+        &self,
+        query: Query<'_>,
+        k: usize,
+        filters: &BTreeMap<String, String>,
+        ef: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> RetrievalResult<Vec<Hit>> {
         if k == 0 {
             return Err(RetrievalError::Query("k must be at least 1".into()));
         }
-        let v = self.query_vector(query)?;
+        let v = self.query_vector_within(query, deadline)?;
         Ok(self.search_vector(&v, k, filters, ef))
     }
 

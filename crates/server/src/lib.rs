@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod codec;
 pub mod convert;
+pub mod deadline;
 pub mod error;
 pub mod materialize;
 pub mod metrics;

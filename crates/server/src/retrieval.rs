@@ -144,13 +144,17 @@ impl Serving {
         let indexes = Arc::clone(self.indexes()?);
         let index = index.to_string();
         let version = (!version.is_empty()).then(|| version.to_string());
+        // A blocking thread is not cancelled with its request: the embedder must itself stop at
+        // the request's deadline, or retries would outlive the answer nobody waits for.
+        let deadline = crate::deadline::current();
         tokio::task::spawn_blocking(move || {
             let v = indexes.get(&index, version.as_deref())?;
-            let hits = v.search(
+            let hits = v.search_within(
                 query.as_query(),
                 k,
                 &filters,
                 asof_retrieval::search::DEFAULT_EF,
+                Some(deadline),
             )?;
             Ok::<_, RetrievalError>((v, hits))
         })

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use asof_core::config::Limits;
 use asof_core::keys::{KeyValue, encode_entity_key, store_key};
@@ -606,11 +605,9 @@ impl FeatureServing for Serving {
         request: Request<SearchDocumentsRequest>,
     ) -> Result<Response<SearchDocumentsResponse>, Status> {
         self.check_size("SearchDocuments", request.get_ref())?;
-        self.observed(
-            "SearchDocuments",
-            Serving::search_documents(self, request.into_inner()),
-        )
-        .await
+        let metadata = request.metadata().clone();
+        let body = Serving::search_documents(self, request.into_inner());
+        crate::deadline::scope(&metadata, self.observed("SearchDocuments", body)).await
     }
 
     async fn retrieve_and_rank(
@@ -618,11 +615,9 @@ impl FeatureServing for Serving {
         request: Request<RetrieveAndRankRequest>,
     ) -> Result<Response<RetrieveAndRankResponse>, Status> {
         self.check_size("RetrieveAndRank", request.get_ref())?;
-        self.observed(
-            "RetrieveAndRank",
-            Serving::retrieve_and_rank(self, request.into_inner()),
-        )
-        .await
+        let metadata = request.metadata().clone();
+        let body = Serving::retrieve_and_rank(self, request.into_inner());
+        crate::deadline::scope(&metadata, self.observed("RetrieveAndRank", body)).await
     }
 }
 
@@ -707,7 +702,7 @@ pub async fn serve_secured(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut builder = tonic::transport::Server::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(crate::deadline::REQUEST_TIMEOUT)
         .tcp_nodelay(true);
     if let Some((cert, key)) = &security.tls {
         let identity = tonic::transport::Identity::from_pem(cert, key);

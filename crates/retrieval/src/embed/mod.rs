@@ -22,6 +22,17 @@ pub trait Embedder: Send + Sync {
     fn concurrency(&self) -> usize;
     /// One call: a vector of `dims()` per text, in order.
     fn embed(&self, texts: &[&str]) -> RetrievalResult<Vec<Vec<f32>>>;
+    /// [`Embedder::embed`] for a caller that must answer by `deadline` (a query on the request
+    /// path): a remote embedder stops retrying, and times its calls out, at the deadline. Local
+    /// embedders take no time worth bounding.
+    fn embed_within(
+        &self,
+        texts: &[&str],
+        deadline: std::time::Instant,
+    ) -> RetrievalResult<Vec<Vec<f32>>> {
+        let _ = deadline;
+        self.embed(texts)
+    }
 }
 
 /// The embedder an index's definition names.

@@ -128,6 +128,25 @@ impl Embedder for OpenAiEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> RetrievalResult<Vec<Vec<f32>>> {
+        self.call(texts, None)
+    }
+
+    fn embed_within(
+        &self,
+        texts: &[&str],
+        deadline: std::time::Instant,
+    ) -> RetrievalResult<Vec<Vec<f32>>> {
+        self.call(texts, Some(deadline))
+    }
+}
+
+impl OpenAiEmbedder {
+    /// One embedding call with its retries, all of it ending by `deadline` when there is one.
+    fn call(
+        &self,
+        texts: &[&str],
+        deadline: Option<std::time::Instant>,
+    ) -> RetrievalResult<Vec<Vec<f32>>> {
         let body = serde_json::json!({
             "model": self.model,
             "input": texts,
@@ -143,6 +162,13 @@ impl Embedder for OpenAiEmbedder {
                 .content_type("application/json");
             if let Some(key) = &self.api_key {
                 req = req.header("Authorization", format!("Bearer {key}"));
+            }
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(self.deadline_passed(attempt));
+                }
+                req = req.config().timeout_global(Some(left)).build();
             }
             let outcome = req.send(body.as_str());
             let retry_after = match outcome {
@@ -183,9 +209,21 @@ impl Embedder for OpenAiEmbedder {
                     )));
                 }
             };
-            std::thread::sleep(retry_after.unwrap_or(delay));
+            let pause = retry_after.unwrap_or(delay);
+            if deadline.is_some_and(|d| std::time::Instant::now() + pause >= d) {
+                return Err(self.deadline_passed(attempt));
+            }
+            std::thread::sleep(pause);
             delay = (delay * 2).min(Duration::from_secs(30));
             attempt += 1;
         }
+    }
+
+    fn deadline_passed(&self, attempts: u32) -> RetrievalError {
+        self.error(format!(
+            "{} did not answer within the request's deadline ({attempts} attempt{})",
+            self.endpoint,
+            if attempts == 1 { "" } else { "s" }
+        ))
     }
 }

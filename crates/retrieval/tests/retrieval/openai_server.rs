@@ -186,3 +186,29 @@ fn expect_test_key() {
         "run through cargo in this workspace (.cargo/config.toml sets the variable)"
     );
 }
+
+#[test]
+fn a_query_embedding_stops_retrying_at_its_deadline() {
+    use asof_retrieval::embed::Embedder;
+    // A server that always fails: without a deadline the embedder retries six times with
+    // doubling pauses; with one, it gives up when the next pause would pass it.
+    let (url, seen) = serve(|_, _| (503, r#"{"error": {"message": "overloaded"}}"#.into()));
+    expect_test_key();
+    let embedder = asof_retrieval::embed::OpenAiEmbedder::new(&openai_spec(&url).embedding)
+        .unwrap()
+        .with_backoff(std::time::Duration::from_millis(200));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let err = embedder.embed_within(&["a query"], deadline).unwrap_err();
+    assert!(
+        err.to_string().contains("within the request's deadline"),
+        "{err}"
+    );
+    let calls = seen.count.load(Ordering::SeqCst);
+    assert!(
+        (1..6).contains(&calls),
+        "{calls} calls: retries ran past the deadline"
+    );
+    // Nothing keeps calling after the answer.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(seen.count.load(Ordering::SeqCst), calls);
+}
