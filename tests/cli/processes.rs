@@ -5,6 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::security::redis_server::RedisServer;
 use crate::server::Server;
 use crate::util::{TestRepo, stdout_of};
 
@@ -46,26 +47,48 @@ const COPY_VIEW: &str = "feature_views:
 
 #[test]
 fn serve_follows_apply_and_sees_materialize_from_other_processes_on_the_embedded_store() {
-    let r = TestRepo::applied();
-    let server = Server::start(&r, &[], &[]);
+    serve_follows_apply_and_sees_materialize(&TestRepo::applied());
+}
 
-    let before = query(&r, &server, "driver_hourly_stats:conv_rate").unwrap();
+#[test]
+fn serve_follows_apply_and_sees_materialize_from_other_processes_on_redis() {
+    let redis = RedisServer::start();
+    let r = TestRepo::applied();
+    let config = r.read("feature_store.yaml");
+    let start = config.find("online_store:").unwrap();
+    let end = start + config[start..].find('\n').unwrap();
+    r.write(
+        "feature_store.yaml",
+        &format!(
+            "{}online_store: {{type: redis, connection_string: \"{}\"}}{}",
+            &config[..start],
+            redis.url(),
+            &config[end..]
+        ),
+    );
+    serve_follows_apply_and_sees_materialize(&r);
+}
+
+fn serve_follows_apply_and_sees_materialize(r: &TestRepo) {
+    let server = Server::start(r, &[], &[]);
+
+    let before = query(r, &server, "driver_hourly_stats:conv_rate").unwrap();
     assert_eq!(status_of(&before, "conv_rate"), "NOT_FOUND", "{before}");
 
     // Another process writes the embedded store while the server has it open.
     stdout_of(&mut r.run(&["materialize-incremental", "now"]));
-    let after = query(&r, &server, "driver_hourly_stats:conv_rate").unwrap();
+    let after = query(r, &server, "driver_hourly_stats:conv_rate").unwrap();
     assert_eq!(status_of(&after, "conv_rate"), "PRESENT", "{after}");
 
     // A view applied while the server runs is served without a restart.
-    let err = query(&r, &server, "driver_copy:conv_rate").unwrap_err();
+    let err = query(r, &server, "driver_copy:conv_rate").unwrap_err();
     assert!(err.contains("unknown feature view `driver_copy`"), "{err}");
     r.write("copy.yaml", COPY_VIEW);
     stdout_of(&mut r.run(&["apply"]));
-    let new = query(&r, &server, "driver_copy:conv_rate").unwrap();
+    let new = query(r, &server, "driver_copy:conv_rate").unwrap();
     assert_eq!(status_of(&new, "conv_rate"), "NOT_FOUND", "{new}");
     stdout_of(&mut r.run(&["materialize-incremental", "now", "--views", "driver_copy"]));
-    let new = query(&r, &server, "driver_copy:conv_rate").unwrap();
+    let new = query(r, &server, "driver_copy:conv_rate").unwrap();
     assert_eq!(status_of(&new, "conv_rate"), "PRESENT", "{new}");
     let metrics = server.metrics();
     assert!(
@@ -80,7 +103,7 @@ fn serve_follows_apply_and_sees_materialize_from_other_processes_on_the_embedded
         "    ttl: 1d\n    online: false\n",
     );
     stdout_of(&mut r.run(&["apply"]));
-    let err = query(&r, &server, "driver_copy:conv_rate").unwrap_err();
+    let err = query(r, &server, "driver_copy:conv_rate").unwrap_err();
     assert!(
         err.contains("driver_copy") && err.contains("online: false"),
         "{err}"
@@ -94,14 +117,14 @@ fn serve_follows_apply_and_sees_materialize_from_other_processes_on_the_embedded
         applied.contains("Removed 50 online rows of deleted view driver_copy"),
         "{applied}"
     );
-    let err = query(&r, &server, "driver_copy:conv_rate").unwrap_err();
+    let err = query(r, &server, "driver_copy:conv_rate").unwrap_err();
     assert!(err.contains("unknown feature view `driver_copy`"), "{err}");
     let metrics = server.metrics();
     assert!(
         !metrics.contains(r#"view="driver_copy""#),
         "a deleted view's gauge goes away: {metrics}"
     );
-    let still = query(&r, &server, "driver_hourly_stats:conv_rate").unwrap();
+    let still = query(r, &server, "driver_hourly_stats:conv_rate").unwrap();
     assert_eq!(status_of(&still, "conv_rate"), "PRESENT", "{still}");
     assert!(server.terminate().success());
 }

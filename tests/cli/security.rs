@@ -7,7 +7,7 @@ use std::process::Command;
 
 #[path = "../../crates/server/tests/serving/redis_server.rs"]
 #[allow(dead_code)]
-mod redis_server;
+pub mod redis_server;
 
 use crate::server::Server;
 use crate::util::{TestRepo, stdout_of};
