@@ -228,20 +228,32 @@ fn outputs_hold_plain_strings_and_pq_inputs_are_read() {
     );
 }
 
+/// `training-set` of the quickstart's driver_activity service into `output`, with `extra` flags.
+fn driver_activity(r: &TestRepo, output: &str, extra: &[&str]) -> assert_cmd::Command {
+    let args = [
+        &[
+            "training-set",
+            "--entities",
+            "data/entities.parquet",
+            "--service",
+            "driver_activity",
+            "--output",
+            output,
+        ][..],
+        extra,
+    ]
+    .concat();
+    r.run(&args)
+}
+
 #[test]
 fn a_memory_limit_too_small_fails_with_what_was_needed_and_writes_nothing() {
     let r = TestRepo::applied();
-    let err = stderr_of(&mut r.run(&[
-        "training-set",
-        "--entities",
-        "data/entities.parquet",
-        "--service",
-        "driver_activity",
-        "--output",
+    let err = stderr_of(&mut driver_activity(
+        &r,
         "train.parquet",
-        "--memory-limit",
-        "4KiB",
-    ]));
+        &["--memory-limit", "4KiB"],
+    ));
     assert!(
         err.contains("out of memory budget")
             && err.contains("memory limit 4 KiB")
@@ -256,18 +268,7 @@ fn a_memory_limit_too_small_fails_with_what_was_needed_and_writes_nothing() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let bad = r
-        .run(&[
-            "training-set",
-            "--entities",
-            "data/entities.parquet",
-            "--service",
-            "driver_activity",
-            "--output",
-            "t.parquet",
-            "--memory-limit",
-            "lots",
-        ])
+    let bad = driver_activity(&r, "t.parquet", &["--memory-limit", "lots"])
         .assert()
         .failure()
         .code(2)
@@ -331,14 +332,6 @@ fn sources_as_spark_writes_them_and_csv_sources() {
         [Some(4.5), Some(3.0), None],
         "as of each row's time: the May 1 rating, the May 3 one, and none yet for 1002"
     );
-    let summary = stdout_of(&mut r.run(&[
-        "training-set",
-        "--entities",
-        "data/entities.parquet",
-        "--service",
-        "driver_activity",
-        "--output",
-        "train.parquet",
-    ]));
+    let summary = stdout_of(&mut driver_activity(&r, "train.parquet", &[]));
     assert!(summary.contains("1,000 rows"), "{summary}");
 }

@@ -6,6 +6,21 @@ use std::path::Path;
 
 use crate::error::{CoreError, CoreResult};
 
+/// Identifies one version of a file that is only ever replaced by [`write_atomic`] or
+/// [`AtomicFile`]: each replacement renames a new file in, so its inode changes (and mtime and
+/// size usually do). Readers that follow such a file (the server, with the registry and the index
+/// manifests) compare this with one `stat` instead of re-reading it. `None` if it cannot be read.
+pub type FileVersion = (u64, std::time::SystemTime, u64);
+
+pub fn file_version(path: &Path) -> Option<FileVersion> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((ino, m.modified().ok()?, m.len()))
+}
+
 /// A file being written in place of `path`: a temp file beside it, renamed over `path` by
 /// [`AtomicFile::commit`] once complete and synced. Dropped uncommitted (an error, a panic), it is
 /// removed and `path` is untouched; a killed process leaves only a `.tmp` file nothing reads.

@@ -347,40 +347,33 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
             key_types.insert(view.name.clone(), types);
         }
         let all: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        // Key problems point at the view's first entity: that is where its keys come from.
+        let entity_token = view
+            .entities
+            .first()
+            .map(String::as_str)
+            .unwrap_or("entities");
         for key in &join_keys {
-            if let Some(problem) = by_name
-                .get(key.as_str())
-                .and_then(|c| c.key_problem.as_ref())
-            {
-                ck.at(
-                    v,
-                    Some("entities"),
-                    view.entities
-                        .first()
-                        .map(String::as_str)
-                        .unwrap_or("entities"),
-                    format!(
-                        "feature view `{}`: join key `{key}` of source `{}` ({}): {problem}",
-                        view.name, source.def.name, source.def.path
+            let (message, hint) = match by_name.get(key.as_str()) {
+                Some(c) => match &c.key_problem {
+                    Some(problem) => (
+                        format!(
+                            "feature view `{}`: join key `{key}` of source `{}` ({}): {problem}",
+                            view.name, source.def.name, source.def.path
+                        ),
+                        None,
                     ),
-                    None,
-                );
-            }
-            if !by_name.contains_key(key.as_str()) {
-                ck.at(
-                    v,
-                    Some("entities"),
-                    view.entities
-                        .first()
-                        .map(String::as_str)
-                        .unwrap_or("entities"),
+                    None => continue,
+                },
+                None => (
                     format!(
                         "feature view `{}`: join key `{key}` is not a column of source `{}` ({})",
                         view.name, source.def.name, source.def.path
                     ),
                     did_you_mean(key, all.iter().copied()),
-                );
-            }
+                ),
+            };
+            ck.at(v, Some("entities"), entity_token, message, hint);
         }
         for f in &view.features {
             let col = source.def.column_for_feature(&f.name);

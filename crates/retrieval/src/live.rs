@@ -5,22 +5,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use asof_core::atomic::{FileVersion as Signature, file_version as signature};
+
 use crate::error::{RetrievalError, RetrievalResult};
 use crate::layout::Manifest;
 use crate::search::LoadedVersion;
 use crate::store::IndexStore;
-
-/// Identifies one manifest file: atomic rewrites rename a new file in, so the inode changes.
-type Signature = (u64, std::time::SystemTime, u64);
-
-fn signature(path: &std::path::Path) -> Option<Signature> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((ino, m.modified().ok()?, m.len()))
-}
 
 #[derive(Default)]
 struct IndexState {

@@ -6,6 +6,9 @@
 //! beside the same server's health check: the rate of a gRPC call that does no work at all.
 //!
 //!     cargo build --release --bin asof && cargo bench -p asof-server --bench serving_load
+//!
+//! To measure a secured server: `-- --token T` starts it with `serving.auth` and sends the token
+//! with every request; `-- --tls-cert F --tls-key F --ca F` serves TLS and trusts the CA in `F`.
 
 #![allow(unreachable_pub)]
 
@@ -159,6 +162,47 @@ impl Drop for Server {
     }
 }
 
+/// `--token`, `--tls-cert`, `--tls-key` and `--ca` from the bench's arguments.
+#[derive(Debug, Default)]
+struct Secure {
+    token: Option<String>,
+    tls: Option<(String, String)>,
+    ca: Option<Vec<u8>>,
+}
+
+fn secure() -> &'static Secure {
+    static SECURE: std::sync::OnceLock<Secure> = std::sync::OnceLock::new();
+    SECURE.get_or_init(|| {
+        let args: Vec<String> = std::env::args().collect();
+        let arg = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1).cloned())
+        };
+        let tls = arg("--tls-cert").zip(arg("--tls-key"));
+        let ca = arg("--ca").map(|p| std::fs::read(&p).expect("--ca file"));
+        assert!(
+            tls.is_some() == ca.is_some(),
+            "give --tls-cert, --tls-key and --ca together"
+        );
+        Secure {
+            token: arg("--token"),
+            tls,
+            ca,
+        }
+    })
+}
+
+/// A request carrying the bench's token, if it has one.
+fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    if let Some(t) = &secure().token {
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    req
+}
+
 /// Starts `asof serve` with `workers` threads (`None`: its default, one per core) and waits for
 /// its ready line; returns the process and its gRPC port.
 fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Server, u16) {
@@ -175,6 +219,12 @@ fn start_server(bin: &str, repo: &str, workers: Option<usize>) -> (Server, u16) 
     ]);
     if let Some(n) = workers {
         cmd.args(["--workers", &n.to_string()]);
+    }
+    if let Some((cert, key)) = &secure().tls {
+        cmd.args(["--tls-cert", cert, "--tls-key", key]);
+    }
+    if let Some(t) = &secure().token {
+        cmd.env("ASOF_BENCH_TOKENS", t);
     }
     let mut server = cmd
         .stdout(Stdio::piped())
@@ -228,10 +278,24 @@ where
 async fn channels(grpc_port: u16) -> Vec<tonic::transport::Channel> {
     let mut pool = Vec::new();
     for _ in 0..CONNECTIONS {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+        let scheme = if secure().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(format!("{scheme}://127.0.0.1:{grpc_port}"))
                 .unwrap()
                 .tcp_nodelay(true);
+        if let Some(ca) = &secure().ca {
+            endpoint = endpoint
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                        .domain_name("localhost"),
+                )
+                .unwrap();
+        }
         pool.push(endpoint.connect().await.unwrap());
     }
     pool
@@ -253,7 +317,7 @@ async fn load(grpc_port: u16, label: &str) -> Vec<(usize, f64)> {
                 let mut c = FeatureServingClient::new(pool[t % pool.len()].clone());
                 let req = request(rows, t * 7919 + i);
                 async move {
-                    c.get_online_features(req).await.unwrap();
+                    c.get_online_features(authorized(req)).await.unwrap();
                 }
             })
             .await;
@@ -307,8 +371,13 @@ fn main() {
     let dir = tmp.path();
     for (name, text) in REPO_FILES {
         let text = if name == "feature_store.yaml" {
+            let auth = if secure().token.is_some() {
+                "serving: {auth: {tokens_env: ASOF_BENCH_TOKENS}}\n"
+            } else {
+                ""
+            };
             format!(
-                "project: {PROJECT}\nonline_store: {{type: redis, connection_string: \"{url}\"}}\n"
+                "project: {PROJECT}\nonline_store: {{type: redis, connection_string: \"{url}\"}}\n{auth}"
             )
         } else {
             text.to_string()

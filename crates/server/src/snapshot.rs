@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use asof_core::atomic::{FileVersion as Signature, file_version as signature};
 use asof_core::{Catalog, FeatureRequest, Registry};
 
 use crate::error::{ServerError, ServerResult};
@@ -46,18 +47,6 @@ impl Snapshot {
         }
         Ok(request)
     }
-}
-
-/// Identifies one registry file: atomic rewrites rename a new file in, so the inode changes.
-type Signature = (u64, std::time::SystemTime, u64);
-
-fn signature(path: &Path) -> Option<Signature> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((ino, m.modified().ok()?, m.len()))
 }
 
 #[derive(Debug)]
