@@ -20,8 +20,10 @@ use crate::{OnlineError, OnlineResult, OnlineStore};
 
 const FILE: &str = "online.sqlite";
 
-/// How long a writer waits for another process's write transaction before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer waits for another process's write transaction before giving up. Writers hold
+/// the lock for one batch (milliseconds), so this is only reached when something is wrong; it is
+/// no longer than the server's request deadline, so a push blocked on it still answers in time.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const UPSERT_IF_NEWER: &str = "INSERT INTO rows (k, v) VALUES (?1, ?2)
      ON CONFLICT (k) DO UPDATE SET v = excluded.v
@@ -191,6 +193,49 @@ impl OnlineStore for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn deleting_a_view_removes_exactly_its_keys_and_writes_never_regress() {
+        use asof_core::keys::{KeyValue, encode_entity_key, store_key, view_keys_prefix};
+        use asof_core::value::StoredRow;
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let row = |ts: i64| {
+            StoredRow {
+                event_ts: ts,
+                created_ts: None,
+                features: vec![],
+            }
+            .encode()
+        };
+        let entity = encode_entity_key(&["id"], &[&KeyValue::Int(1)]);
+        let mine = store_key("p", "v", &entity);
+        let lookalike = b"asof:p:v:not-an-entity-key".to_vec();
+        let other_view = store_key("p", "v2", &entity);
+        let written = store
+            .write(vec![
+                (mine.clone(), row(10)),
+                (lookalike.clone(), row(10)),
+                (other_view.clone(), row(10)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(written, 3);
+        assert_eq!(store.write(vec![(mine.clone(), row(9))]).await.unwrap(), 0);
+        assert_eq!(store.write(vec![(mine.clone(), row(11))]).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .delete_prefix(view_keys_prefix("p", "v"))
+                .await
+                .unwrap(),
+            1
+        );
+        let left = store.read(vec![mine, lookalike, other_view]).await.unwrap();
+        assert_eq!(
+            left.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+    }
 
     #[test]
     fn prefix_end_is_the_next_byte_string() {

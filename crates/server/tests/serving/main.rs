@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)]
 
+mod admission;
 mod cluster;
 mod consistency;
 mod decode_props;
