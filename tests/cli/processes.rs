@@ -233,7 +233,7 @@ fn still_running_after(child: &mut Child, d: Duration, what: &str) {
 fn a_sync_killed_mid_write_leaves_no_lock_and_a_readable_index() {
     let r = TestRepo::applied();
     stdout_of(&mut r.run(&["index", "sync", "help_articles"]));
-    big_corpus(&r, 3000, "a");
+    big_corpus(&r, 1500, "a");
     let mut sync = spawn(&r, &["index", "sync", "help_articles"]);
     still_running_after(&mut sync, Duration::from_millis(800), "the sync");
     sync.kill().unwrap(); // SIGKILL: no destructor, no cleanup
@@ -244,7 +244,7 @@ fn a_sync_killed_mid_write_leaves_no_lock_and_a_readable_index() {
     assert!(status.contains("live v1"), "{status}");
     let out = stdout_of(&mut r.run(&["index", "sync", "help_articles", "--output", "json"]));
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["versions"][0]["documents"], 3000, "{report}");
+    assert_eq!(report["versions"][0]["documents"], 1500, "{report}");
     let leftovers: Vec<String> = walk(&r.path("data/indexes"))
         .into_iter()
         .filter(|p| p.ends_with(".tmp"))
@@ -273,7 +273,7 @@ fn a_rollback_during_a_sync_stays_rolled_back_and_a_drop_waits_for_the_sync() {
     stdout_of(&mut r.run(&["index", "sync", "help_articles"]));
     stdout_of(&mut r.run(&["index", "promote", "help_articles", "v2"]));
 
-    big_corpus(&r, 3000, "b");
+    big_corpus(&r, 1500, "b");
     let mut sync = spawn(&r, &["index", "sync", "help_articles"]);
     still_running_after(&mut sync, Duration::from_millis(500), "the sync");
     let out = r
@@ -295,5 +295,5 @@ fn a_rollback_during_a_sync_stays_rolled_back_and_a_drop_waits_for_the_sync() {
     let m: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(m["live"], "v1", "the sync undid the rollback: {m}");
     assert_eq!(m["previous"], "v2", "{m}");
-    assert_eq!(m["versions"]["v2"]["documents"], 3000, "{m}");
+    assert_eq!(m["versions"]["v2"]["documents"], 1500, "{m}");
 }
