@@ -1,7 +1,7 @@
 //! Resolved feature requests, remembered per request shape. Clients send the same few feature
 //! lists over and over; resolving one clones view definitions and checks every name, which cost
-//! more than the rest of a one-row lookup's own work. The catalog is fixed for the server's
-//! lifetime, so a resolution never goes stale.
+//! more than the rest of a one-row lookup's own work. Each registry snapshot has its own cache
+//! (`crate::snapshot::Snapshot`), so a resolution never outlives the catalog it was made from.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
