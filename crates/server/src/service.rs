@@ -711,15 +711,21 @@ pub async fn serve_secured(
             .map_err(|e| ServerError::Config(format!("TLS certificate or key: {e}")))?;
     }
     let router = builder.add_service(health_service).add_service(reflection);
-    // Without auth the interceptor admits everything: one router type either way.
-    let tokens = security.tokens.clone();
-    let router = router.add_service(tonic::service::interceptor::InterceptedService::new(
-        service,
-        move |req: Request<()>| match &tokens {
-            Some(t) => t.check(req),
-            None => Ok(req),
-        },
-    ));
+    // Only a server with tokens pays for the interceptor (it converts every request and response
+    // between http and tonic types); the two optional services keep one router type.
+    let (open, guarded) = match security.tokens.clone() {
+        None => (Some(service), None),
+        Some(tokens) => (
+            None,
+            Some(tonic::service::interceptor::InterceptedService::new(
+                service,
+                move |req: Request<()>| tokens.check(req),
+            )),
+        ),
+    };
+    let router = router
+        .add_optional_service(open)
+        .add_optional_service(guarded);
     on_ready(local);
     router
         .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)

@@ -7,9 +7,15 @@
 //! replace the file atomically, so a changed identity means a new registry, which is loaded and
 //! swapped in. A registry that fails to load keeps the previous snapshot serving, and the error is
 //! logged once per file version.
+//!
+//! Under load the `stat` is made at most once per [`CHECK_EVERY`]: at 30k requests/s a `stat`
+//! per request cost 5-10% of the throughput (serving bench), and an `apply` finishing is seen by
+//! the first request that starts a millisecond after it, not by every one.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use asof_core::atomic::{FileVersion as Signature, file_version as signature};
 use asof_core::{Catalog, FeatureRequest, Registry};
@@ -61,7 +67,13 @@ struct Current {
 pub struct FollowedRegistry {
     path: Option<PathBuf>,
     current: RwLock<Current>,
+    /// When the file was last checked, in ns since `epoch`.
+    checked: AtomicU64,
+    epoch: Instant,
 }
+
+/// The longest a changed registry can go unnoticed while requests keep arriving.
+pub const CHECK_EVERY: Duration = Duration::from_millis(1);
 
 impl FollowedRegistry {
     /// Serves `registry` and never reloads it.
@@ -72,6 +84,8 @@ impl FollowedRegistry {
                 signature: None,
                 snapshot: Arc::new(Snapshot::new(registry)),
             }),
+            checked: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -85,6 +99,8 @@ impl FollowedRegistry {
                 signature,
                 snapshot: Arc::new(Snapshot::new(registry)),
             }),
+            checked: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
@@ -93,6 +109,17 @@ impl FollowedRegistry {
         let Some(path) = &self.path else {
             return Arc::clone(&self.read().snapshot);
         };
+        let elapsed = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.checked.load(Ordering::Relaxed);
+        if elapsed.saturating_sub(last) < CHECK_EVERY.as_nanos() as u64
+            || self
+                .checked
+                .compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            // Checked a moment ago, or another request is checking right now.
+            return Arc::clone(&self.read().snapshot);
+        }
         let now = signature(path);
         {
             let current = self.read();
