@@ -297,3 +297,30 @@ fn a_rollback_during_a_sync_stays_rolled_back_and_a_drop_waits_for_the_sync() {
     assert_eq!(m["previous"], "v2", "{m}");
     assert_eq!(m["versions"]["v2"]["documents"], 1500, "{m}");
 }
+
+#[test]
+fn two_indexes_sync_at_once_sharing_the_embedding_cache() {
+    let r = TestRepo::init();
+    // A second index over the same documents: the two syncs share one cache file.
+    let defs = r.read("documents.yaml");
+    let index = &defs[defs.find("document_indexes:").unwrap()..];
+    r.write(
+        "more_documents.yaml",
+        &index.replace("name: help_articles", "name: help_articles_copy"),
+    );
+    stdout_of(&mut r.run(&["apply"]));
+    big_corpus(&r, 600, "c");
+    let a = spawn(&r, &["index", "sync", "help_articles"]);
+    let b = spawn(&r, &["index", "sync", "help_articles_copy"]);
+    wait_ok(a, "the first sync");
+    wait_ok(b, "the second sync");
+    for name in ["help_articles", "help_articles_copy"] {
+        let out = stdout_of(&mut r.run(&["index", "sync", name, "--output", "json"]));
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["versions"][0]["documents"], 600, "{report}");
+        assert_eq!(
+            report["versions"][0]["embedder_calls"], 0,
+            "both syncs completed and cached: {report}"
+        );
+    }
+}
