@@ -108,6 +108,20 @@ pub enum Command {
     },
     /// Ask a running server for online features.
     Query(QueryArgs),
+    /// Push rows from a file to a view: to the online store and the view's offline push log.
+    Push {
+        /// The feature view.
+        view: String,
+        /// A Parquet (.parquet, .pq) or CSV file, in the source's column names: join keys, its
+        /// timestamp column (and created timestamp column), and features.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where the rows go.
+        #[arg(long, value_enum, default_value = "online_and_offline")]
+        to: PushTo,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Document indexes: sync, status, search, eval, promote, rollback, drop.
     Index {
         #[command(subcommand)]
@@ -197,6 +211,15 @@ pub struct QueryArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub format: FormatArg,
+}
+
+/// Feast's push modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum PushTo {
+    Online,
+    Offline,
+    OnlineAndOffline,
 }
 
 /// How a client reaches a secured server.

@@ -113,6 +113,12 @@ pub fn run(cli: Cli) -> Result<()> {
             },
         )),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),
+        Command::Push {
+            view,
+            input,
+            to,
+            format,
+        } => runtime()?.block_on(online::push(&ctx, &view, &input, to, format.output)),
         Command::Index { command } => index::run(&ctx, command),
     }
 }

@@ -9,19 +9,20 @@ use anyhow::{Context, Result, bail};
 use asof_core::time::{format_nanos, parse_instant, to_nanos};
 use asof_retrieval::{IndexStore, LiveIndexes};
 use asof_server::auth::Tokens;
-use asof_server::convert::{nanos, timestamp};
+use asof_server::convert::{nanos, timestamp, to_proto};
 use asof_server::materialize::{incremental_start, materialize as run_materialize, select_views};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::get_online_features_request::Kind;
 use asof_server::proto::v1::{
-    FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value, value,
+    FeatureList, FieldStatus, GetOnlineFeaturesRequest, PushFeaturesRequest, PushTarget,
+    RepeatedValue, Value, value,
 };
 use asof_server::retrieval_log::RetrievalLog;
 use asof_server::service::{Security, Serving, serve_secured};
 use asof_server::snapshot::FollowedRegistry;
 
-use super::Ctx;
-use crate::cli::{ConnectionArgs, OutputFormat, QueryArgs};
+use super::{Ctx, display_path};
+use crate::cli::{ConnectionArgs, OutputFormat, PushTo, QueryArgs};
 use crate::progress::{rate, spinner, thousands};
 
 pub async fn materialize(
@@ -147,7 +148,8 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
     let mut serving = Serving::following(registry, store)
         .with_indexes(live)
-        .with_limits(config.serving.limits.clone());
+        .with_limits(config.serving.limits.clone())
+        .with_push_log(config.offline_store.push_log_root(&ctx.repo));
     let log = log_retrievals
         .map(|dir| RetrievalLog::new(&dir))
         .transpose()?;
@@ -373,4 +375,67 @@ impl tonic::service::Interceptor for Bearer {
         }
         Ok(req)
     }
+}
+
+/// `asof push`: the file's rows through the same push path as `PushFeatures` (validation, key
+/// types, the push log, the never-regress online write), in this process.
+pub async fn push(
+    ctx: &Ctx,
+    view: &str,
+    input: &std::path::Path,
+    to: PushTo,
+    format: OutputFormat,
+) -> Result<()> {
+    let started = Instant::now();
+    let config = ctx.config()?;
+    let registry = ctx.registry()?;
+    let table = asof_offline::EntityTable::read(input).await?;
+    let store = asof_online::open(&config.online_store, &ctx.repo).await?;
+    let described = store.describe();
+    let serving = Serving::new(registry.clone(), store)
+        .with_push_log(config.offline_store.push_log_root(&ctx.repo));
+    let batch = &table.batch;
+    let spec = registry.feature_views.get(view).map(|r| r.spec.clone());
+    let mut columns = HashMap::new();
+    for (f, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        // Features take their declared type (a CSV float is float64 whatever the view says).
+        let array = match spec.as_ref().and_then(|s| s.feature(f.name())) {
+            Some(feature) => asof_offline::types::cast_to_dtype(array, &feature.dtype)
+                .with_context(|| format!("column `{}` of {}", f.name(), display_path(input)))?,
+            None => std::sync::Arc::clone(array),
+        };
+        let values = (0..array.len())
+            .map(|row| to_proto(&asof_server::convert::value_at(&array, row)))
+            .collect();
+        columns.insert(f.name().clone(), RepeatedValue { values });
+    }
+    let to = match to {
+        PushTo::Online => PushTarget::Online,
+        PushTo::Offline => PushTarget::Offline,
+        PushTo::OnlineAndOffline => PushTarget::OnlineAndOffline,
+    };
+    let resp = serving
+        .push_features(PushFeaturesRequest {
+            feature_view: view.to_string(),
+            columns,
+            to: to as i32,
+        })
+        .await
+        .with_context(|| format!("pushing {} to `{view}`", display_path(input)))?;
+    if format == OutputFormat::Json {
+        println!(
+            "{}",
+            serde_json::json!({"view": view, "rows": batch.num_rows(), "written_online": resp.written, "not_newer_online": resp.skipped, "logged_offline": resp.logged})
+        );
+    } else if !ctx.quiet {
+        println!(
+            "Pushed {} to `{view}`: {} written to {described} ({} not newer than stored), {} appended to the offline push log; {}",
+            display_path(input),
+            thousands(resp.written),
+            thousands(resp.skipped),
+            thousands(resp.logged),
+            rate(batch.num_rows(), "rows", started)
+        );
+    }
+    Ok(())
 }

@@ -27,7 +27,8 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
     let store = match limit {
         Some(l) => OfflineStore::with_memory_limit(&ctx.repo, l),
         None => OfflineStore::new(&ctx.repo),
-    };
+    }
+    .with_push_log(ctx.config()?.offline_store.push_log_root(&ctx.repo));
     let entities = EntityTable::read(&args.entities).await?;
     let opts = TrainingSetOptions {
         timestamp_column: args.timestamp_column.clone(),

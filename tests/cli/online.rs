@@ -110,3 +110,59 @@ fn materialize_serve_query_and_shut_down_on_sigterm() {
     let status = server.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+#[test]
+fn pushed_rows_reach_the_online_store_and_the_training_set() {
+    let r = TestRepo::applied();
+    // Driver 5001 is not in the batch data: every value below comes from the push.
+    r.write(
+        "push.csv",
+        "driver_id,event_timestamp,created,conv_rate,acc_rate\n5001,2030-01-01T00:00:00,2030-01-01T00:00:01,0.75,0.5\n",
+    );
+    let out = stdout_of(&mut r.run(&[
+        "push",
+        "driver_hourly_stats",
+        "--input",
+        "push.csv",
+        "--output",
+        "json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["written_online"], 1, "{report}");
+    assert_eq!(report["logged_offline"], 1, "{report}");
+    r.write(
+        "entities.csv",
+        "driver_id,event_timestamp\n5001,2029-12-31T23:59:59\n5001,2030-01-01T00:00:00\n",
+    );
+    stdout_of(&mut r.run(&[
+        "training-set",
+        "--entities",
+        "entities.csv",
+        "--features",
+        "driver_hourly_stats:conv_rate",
+        "--output",
+        "t.csv",
+    ]));
+    let t = r.read("t.csv");
+    let rows: Vec<&str> = t.lines().collect();
+    assert!(
+        rows[1].ends_with(','),
+        "before its timestamp the push is invisible: {t}"
+    );
+    assert!(
+        rows[2].ends_with(",0.75"),
+        "from its timestamp on it is there: {t}"
+    );
+
+    // A push that cannot mean anything is refused with the column named; nothing is logged.
+    r.write(
+        "bad.csv",
+        "driver_id,event_timestamp,conv_rate\n5002,2030-01-01T00:00:00,fast\n",
+    );
+    let err =
+        crate::util::stderr_of(&mut r.run(&["push", "driver_hourly_stats", "--input", "bad.csv"]));
+    assert!(
+        err.contains("column `conv_rate`") && err.contains("float32"),
+        "{err}"
+    );
+}

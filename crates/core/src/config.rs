@@ -105,10 +105,34 @@ fn default_registry() -> String {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-#[derive(Default)]
 pub enum OfflineStoreConfig {
-    #[default]
-    Parquet,
+    Parquet {
+        /// Where pushed rows are appended, one folder per view, partitioned by day; relative to
+        /// the repo folder. Training sets and materialization read it beside each view's source.
+        #[serde(default = "default_push_log")]
+        push_log: String,
+    },
+}
+
+fn default_push_log() -> String {
+    "data/push_log".into()
+}
+
+impl Default for OfflineStoreConfig {
+    fn default() -> Self {
+        OfflineStoreConfig::Parquet {
+            push_log: default_push_log(),
+        }
+    }
+}
+
+impl OfflineStoreConfig {
+    /// The folder holding every view's push log.
+    pub fn push_log_root(&self, repo_dir: &Path) -> PathBuf {
+        match self {
+            OfflineStoreConfig::Parquet { push_log } => repo_dir.join(push_log),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -79,22 +79,7 @@ impl Repo {
     /// Reads the config and every definitions file. Parse errors of all files are collected and
     /// reported together; semantic checks are [`crate::validate`]'s job.
     pub fn load(dir: &Path) -> CoreResult<Repo> {
-        let config_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                CoreError::Invalid(vec![Diagnostic::new(
-                    &config_path,
-                    0,
-                    0,
-                    format!("no {CONFIG_FILE} here: pass --repo DIR, or create a repo with `asof init DIR`"),
-                )])
-            } else {
-                CoreError::io(&config_path, e)
-            }
-        })?;
-        let config: RepoConfig =
-            parse_yaml(Path::new(CONFIG_FILE), &text).map_err(|d| CoreError::Invalid(vec![d]))?;
-
+        let config = Self::load_config(dir)?;
         let mut files = Vec::new();
         collect_yaml_files(dir, dir, &mut files)?;
         files.sort();
@@ -171,6 +156,24 @@ impl Repo {
         } else {
             Err(CoreError::Invalid(diags))
         }
+    }
+
+    /// Reads `feature_store.yaml` alone (commands that need the stores, not the definitions).
+    pub fn load_config(dir: &Path) -> CoreResult<RepoConfig> {
+        let config_path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                CoreError::Invalid(vec![Diagnostic::new(
+                    &config_path,
+                    0,
+                    0,
+                    format!("no {CONFIG_FILE} here: pass --repo DIR, or create a repo with `asof init DIR`"),
+                )])
+            } else {
+                CoreError::io(&config_path, e)
+            }
+        })?;
+        parse_yaml(Path::new(CONFIG_FILE), &text).map_err(|d| CoreError::Invalid(vec![d]))
     }
 
     /// The text of a definitions file, for locating references.

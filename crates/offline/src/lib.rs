@@ -11,6 +11,7 @@ pub mod memory;
 pub mod output;
 pub mod pit_join;
 pub mod probe;
+pub mod push_log;
 pub mod quickstart;
 pub mod source;
 pub mod store;

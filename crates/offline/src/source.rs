@@ -40,23 +40,60 @@ pub struct TimeBounds {
     pub max: Option<i64>,
 }
 
-/// Scans a view's source: `keys..., __asof_feature_ts, [__asof_feature_created], features...`.
+/// Scans a view's rows: its source's files and, when `push_log` is given, the rows pushed to it
+/// (`crate::push_log`), as one table:
+/// `keys..., __asof_feature_ts, [__asof_feature_created], features...`.
 pub async fn scan_view(
     ctx: &SessionContext,
     repo_dir: &Path,
     view: &ResolvedView,
     bounds: TimeBounds,
+    push_log: Option<&Path>,
 ) -> OfflineResult<DataFrame> {
     // The files `apply` probed: one listing for both.
-    let listed = list(repo_dir, &view.source.path)
-        .map_err(|e| source_error(view, &view.source.path, e))?
-        .ok_or_else(|| {
-            source_error(
-                view,
-                &view.source.path,
-                "no data files there yet (looked for .parquet, .pq and .csv files)",
-            )
-        })?;
+    let source =
+        list(repo_dir, &view.source.path).map_err(|e| source_error(view, &view.source.path, e))?;
+    let pushed_dir = push_log.map(|root| crate::push_log::view_dir(root, &view.view.name));
+    let pushed = match &pushed_dir {
+        Some(dir) => list(repo_dir, &dir.to_string_lossy())
+            .map_err(|e| source_error(view, &dir.to_string_lossy(), e))?,
+        None => None,
+    };
+    let mut out: Option<DataFrame> = None;
+    if let Some(files) = source {
+        let df = read_files(ctx, view, &view.source.path, &files).await?;
+        out = Some(project(df, view, bounds, None, &view.source.path)?);
+    }
+    if let (Some(files), Some(dir)) = (pushed, &pushed_dir) {
+        let origin = dir.to_string_lossy().into_owned();
+        let df = read_files(ctx, view, &origin, &files).await?;
+        // Pushed keys take the source's key types, so the two halves union.
+        let key_types: Option<Vec<DataType>> = out.as_ref().map(|o| {
+            (0..view.join_keys.len())
+                .map(|i| o.schema().field(i).data_type().clone())
+                .collect()
+        });
+        let df = project(df, view, bounds, key_types.as_deref(), &origin)?;
+        out = Some(match out {
+            Some(o) => o.union(df)?,
+            None => df,
+        });
+    }
+    out.ok_or_else(|| {
+        source_error(
+            view,
+            &view.source.path,
+            "no data files there yet (looked for .parquet, .pq and .csv files), and nothing was pushed",
+        )
+    })
+}
+
+async fn read_files(
+    ctx: &SessionContext,
+    view: &ResolvedView,
+    origin: &str,
+    listed: &crate::listing::SourceFiles,
+) -> OfflineResult<DataFrame> {
     let files: Vec<String> = listed
         .files
         .iter()
@@ -77,13 +114,25 @@ pub async fn scan_view(
             ctx.read_csv(files, opts).await
         }
     };
-    let df = read.map_err(|e| {
+    read.map_err(|e| {
         source_error(
             view,
-            &view.source.path,
+            origin,
             format!("cannot read it: {}", e.strip_backtrace()),
         )
-    })?;
+    })
+}
+
+/// Selects, filters and types one half of a view's rows. `key_types` casts the keys (the push
+/// log's to the source's); with it, a feature column missing from the files (a feature added
+/// after those rows were pushed) reads as null.
+fn project(
+    df: DataFrame,
+    view: &ResolvedView,
+    bounds: TimeBounds,
+    key_types: Option<&[DataType]>,
+    origin: &str,
+) -> OfflineResult<DataFrame> {
     let schema = df.schema().clone();
     let field = |name: &str| {
         schema
@@ -92,7 +141,7 @@ pub async fn scan_view(
             .map_err(|_| {
                 source_error(
                     view,
-                    &view.source.path,
+                    origin,
                     format!(
                         "column `{name}` is missing (columns: {})",
                         column_list(&schema)
@@ -105,7 +154,7 @@ pub async fn scan_view(
     if !crate::timestamps::is_timestamp_like(&ts_type) {
         return Err(source_error(
             view,
-            &view.source.path,
+            origin,
             format!("timestamp_field `{ts_col}` is {ts_type}, not a timestamp"),
         ));
     }
@@ -120,14 +169,22 @@ pub async fn scan_view(
     if let Some(min) = bounds.min {
         filter = filter.and(ident(ts_col).gt_eq(bound_literal(min, &ts_type)));
     }
-    let mut select: Vec<Expr> = view.join_keys.iter().map(ident).collect();
+    let mut select: Vec<Expr> = match key_types {
+        Some(types) => view
+            .join_keys
+            .iter()
+            .zip(types)
+            .map(|(k, t)| cast(ident(k), t.clone()).alias(k))
+            .collect(),
+        None => view.join_keys.iter().map(ident).collect(),
+    };
     select.push(nanos_expr(ident(ts_col), &ts_type).alias(FEATURE_TS));
     if let Some(c) = &view.source.created_timestamp_field {
         let t = field(c)?;
         if !crate::timestamps::is_timestamp_like(&t) {
             return Err(source_error(
                 view,
-                &view.source.path,
+                origin,
                 format!("created_timestamp_field `{c}` is {t}, not a timestamp"),
             ));
         }
@@ -135,12 +192,13 @@ pub async fn scan_view(
     }
     for f in &view.features {
         let col = view.source.column_for_feature(&f.name);
-        let have = field(col)?;
         let want = arrow_type(&f.dtype);
-        let e = if have == want {
-            ident(col)
-        } else {
-            cast(ident(col), want)
+        let e = match field(col) {
+            Ok(have) if have == want => ident(col),
+            Ok(_) => cast(ident(col), want),
+            // Pushed before this feature existed: null, typed.
+            Err(_) if key_types.is_some() => cast(lit(ScalarValue::Null), want),
+            Err(e) => return Err(e),
         };
         select.push(e.alias(&f.name));
     }

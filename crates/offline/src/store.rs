@@ -62,6 +62,8 @@ pub struct LatestRows {
 pub struct OfflineStore {
     ctx: SessionContext,
     repo_dir: PathBuf,
+    /// Where pushed rows are logged (`offline_store.push_log`); read beside every source.
+    push_log: PathBuf,
 }
 
 impl std::fmt::Debug for OfflineStore {
@@ -81,6 +83,12 @@ impl OfflineStore {
     /// batch boundaries everywhere).
     pub fn with_batch_size(repo_dir: &Path, batch_size: usize) -> Self {
         Self::with_tuning(repo_dir, batch_size, None)
+    }
+
+    /// Reads pushed rows from `root` (the repo's `offline_store.push_log`) instead of the default.
+    pub fn with_push_log(mut self, root: PathBuf) -> Self {
+        self.push_log = root;
+        self
     }
 
     /// A store whose queries may hold at most `limit` bytes (reserved through DataFusion's memory
@@ -123,6 +131,7 @@ impl OfflineStore {
         OfflineStore {
             ctx: SessionContext::new_with_state(state),
             repo_dir: repo_dir.to_path_buf(),
+            push_log: asof_core::config::OfflineStoreConfig::default().push_log_root(repo_dir),
         }
     }
 
@@ -412,7 +421,14 @@ impl OfflineStore {
                     max: Some(0),
                 },
             };
-            let right = scan_view(&self.ctx, &self.repo_dir, view, bounds).await?;
+            let right = scan_view(
+                &self.ctx,
+                &self.repo_dir,
+                view,
+                bounds,
+                Some(&self.push_log),
+            )
+            .await?;
             let left = Self::left_batch(entities, view, right.schema(), &ts)?;
             let plan = self
                 .view_plan(view, right, left, opts.filter_by_created)
@@ -454,7 +470,14 @@ impl OfflineStore {
             min: Some(lo),
             max: Some(end),
         };
-        let right = scan_view(&self.ctx, &self.repo_dir, view, bounds).await?;
+        let right = scan_view(
+            &self.ctx,
+            &self.repo_dir,
+            view,
+            bounds,
+            Some(&self.push_log),
+        )
+        .await?;
         let keys: Vec<_> = view.join_keys.iter().map(ident).collect();
         let key_batches = right.clone().select(keys)?.distinct()?.collect().await?;
         let k = view.join_keys.len();

@@ -227,3 +227,22 @@ pub fn to_plain(array: &ArrayRef) -> datafusion::common::Result<ArrayRef> {
         Ok(datafusion::arrow::compute::cast(array, &want)?)
     }
 }
+
+/// `array` as a feature of dtype `d` (CSV floats are float64 and integers int64, whatever the
+/// declared width); an error names both types when the values do not convert.
+pub fn cast_to_dtype(array: &ArrayRef, d: &DType) -> crate::OfflineResult<ArrayRef> {
+    let want = arrow_type(d);
+    if array.data_type() == &want {
+        return Ok(Arc::clone(array));
+    }
+    let opts = datafusion::arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    datafusion::arrow::compute::cast_with_options(array, &want, &opts).map_err(|e| {
+        crate::OfflineError::Request(format!(
+            "a {} column cannot be read as `{d}`: {e}",
+            array.data_type()
+        ))
+    })
+}

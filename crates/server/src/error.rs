@@ -17,6 +17,9 @@ pub enum ServerError {
     InvalidArgument(String),
     #[error("{0}")]
     Transport(String),
+    /// The request is valid but this server cannot serve it as configured.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The server cannot start as configured (auth, TLS files).
     #[error("{0}")]
     Config(String),
@@ -27,6 +30,7 @@ impl From<ServerError> for tonic::Status {
     fn from(e: ServerError) -> Self {
         match &e {
             ServerError::InvalidArgument(m) => tonic::Status::invalid_argument(m.clone()),
+            ServerError::FailedPrecondition(m) => tonic::Status::failed_precondition(m.clone()),
             ServerError::Core(asof_core::CoreError::Request(m)) => {
                 tonic::Status::invalid_argument(m.clone())
             }

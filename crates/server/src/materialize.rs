@@ -155,7 +155,9 @@ pub async fn materialize(
 ) -> ServerResult<Vec<ViewReport>> {
     let registry = Registry::load_required(registry_path)?;
     let catalog = registry.catalog();
-    let offline = OfflineStore::new(repo_dir);
+    let config = asof_core::Repo::load_config(repo_dir)?;
+    let offline =
+        OfflineStore::new(repo_dir).with_push_log(config.offline_store.push_log_root(repo_dir));
     let mut reports = Vec::new();
     for name in views {
         let (start, end) = window(&registry, name);

@@ -23,8 +23,9 @@ use crate::proto::v1::get_online_features_request::Kind as RequestKind;
 use crate::proto::v1::{
     FeatureSpec, FeatureVector, FeatureViewInfo, FieldStatus, GetOnlineFeaturesRequest,
     GetOnlineFeaturesResponse, GetOnlineFeaturesResponseMetadata, ListFeatureViewsRequest,
-    ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse, RetrieveAndRankRequest,
-    RetrieveAndRankResponse, SearchDocumentsRequest, SearchDocumentsResponse,
+    ListFeatureViewsResponse, PushFeaturesRequest, PushFeaturesResponse, PushTarget,
+    RetrieveAndRankRequest, RetrieveAndRankResponse, SearchDocumentsRequest,
+    SearchDocumentsResponse,
 };
 use crate::request_cache::ShapeRef;
 use crate::retrieval_log::RetrievalLog;
@@ -46,6 +47,9 @@ pub struct Serving {
     indexes: Option<Arc<LiveIndexes>>,
     retrieval_log: Option<RetrievalLog>,
     limits: Limits,
+    /// The offline push log's folder (`offline_store.push_log`); pushes that target offline
+    /// append there.
+    push_log: Option<std::path::PathBuf>,
 }
 
 impl Serving {
@@ -64,7 +68,14 @@ impl Serving {
             indexes: None,
             retrieval_log: None,
             limits: Limits::default(),
+            push_log: None,
         }
+    }
+
+    /// Appends pushes that target the offline store to the push log under `root`.
+    pub fn with_push_log(mut self, root: std::path::PathBuf) -> Self {
+        self.push_log = Some(root);
+        self
     }
 
     /// Caps entity rows and request sizes (`serving.limits`).
@@ -412,8 +423,31 @@ impl Serving {
                 )));
             }
         }
+        let target = PushTarget::try_from(req.to).map_err(|_| {
+            Self::invalid(format!(
+                "push target {} is not one of ONLINE_AND_OFFLINE (0), ONLINE (1), OFFLINE (2)",
+                req.to
+            ))
+        })?;
+        let offline = target != PushTarget::Online;
+        let online = target != PushTarget::Offline;
+        let push_log = match (&self.push_log, offline) {
+            (Some(root), true) => Some(root.clone()),
+            (None, true) => {
+                return Err(ServerError::FailedPrecondition(
+                    "this server has no offline push log; push with `to: ONLINE`, or serve a repo with `asof serve`".into(),
+                ));
+            }
+            (_, false) => None,
+        };
         let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
         let mut writes = Vec::with_capacity(n);
+        // The same rows, column by column, for the push log.
+        let mut key_columns: Vec<Vec<KeyValue>> = vec![Vec::with_capacity(n); names.len()];
+        let mut event_column = Vec::with_capacity(n);
+        let mut created_column = Vec::with_capacity(n);
+        let mut feature_columns: Vec<Vec<Value>> =
+            vec![Vec::with_capacity(n); view.view.features.len()];
         for row in 0..n {
             let mut keys = Vec::with_capacity(names.len());
             for k in &names {
@@ -472,6 +506,16 @@ impl Serving {
                 &view.view.name,
                 &encode_entity_key(&names, &key_refs),
             );
+            if push_log.is_some() {
+                for (column, k) in key_columns.iter_mut().zip(&keys) {
+                    column.push(k.clone());
+                }
+                event_column.push(event_ts);
+                created_column.push(created_ts);
+                for (column, (_, v)) in feature_columns.iter_mut().zip(&features) {
+                    column.push(v.clone());
+                }
+            }
             writes.push((
                 key,
                 StoredRow {
@@ -482,10 +526,44 @@ impl Serving {
                 .encode(),
             ));
         }
-        let written = self.store.write(writes).await?;
+        // The log first: a push acknowledged is durable offline; a retry after an online failure
+        // logs the same rows again, which the point-in-time rule reads as one.
+        let mut logged = 0;
+        if let Some(root) = push_log {
+            let mut keys = Vec::with_capacity(names.len());
+            for (name, column) in names.iter().zip(key_columns) {
+                keys.push((name.to_string(), key_array(name, column)?));
+            }
+            let mut features = Vec::with_capacity(feature_columns.len());
+            for (f, column) in view.view.features.iter().zip(feature_columns) {
+                features.push((
+                    f.name.clone(),
+                    asof_offline::types::values_to_array(&f.dtype, &column)?,
+                ));
+            }
+            let created = view
+                .source
+                .created_timestamp_field
+                .is_some()
+                .then_some(created_column);
+            let batch = asof_offline::push_log::batch(view, keys, event_column, created, features)?;
+            let resolved = view.clone();
+            tokio::task::spawn_blocking(move || {
+                asof_offline::push_log::append(&root, &resolved, &batch)
+            })
+            .await
+            .map_err(|e| ServerError::Transport(e.to_string()))??;
+            logged = n as u64;
+        }
+        let written = if online {
+            self.store.write(writes).await?
+        } else {
+            0
+        };
         Ok(PushFeaturesResponse {
             written: written as u64,
-            skipped: (n - written) as u64,
+            skipped: if online { (n - written) as u64 } else { 0 },
+            logged,
         })
     }
 
@@ -545,6 +623,48 @@ fn check_key_type(
         want.described(),
         want.described(),
     )))
+}
+
+/// A pushed key column as an Arrow array: integers as int64, strings, or bytes, one type for all.
+fn key_array(
+    name: &str,
+    values: Vec<KeyValue>,
+) -> ServerResult<datafusion::arrow::array::ArrayRef> {
+    use datafusion::arrow::array::{BinaryArray, Int64Array, StringArray};
+    let mixed = || {
+        ServerError::InvalidArgument(format!(
+            "join key column `{name}` mixes value types; send one type for every row"
+        ))
+    };
+    Ok(match values.first() {
+        None | Some(KeyValue::Int(_)) => Arc::new(
+            values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Int(i) => Ok(*i),
+                    _ => Err(mixed()),
+                })
+                .collect::<ServerResult<Int64Array>>()?,
+        ),
+        Some(KeyValue::Str(_)) => Arc::new(
+            values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Str(s) => Ok(Some(s.as_str())),
+                    _ => Err(mixed()),
+                })
+                .collect::<ServerResult<StringArray>>()?,
+        ),
+        Some(KeyValue::Bytes(_)) => Arc::new(
+            values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Bytes(b) => Ok(Some(b.as_slice())),
+                    _ => Err(mixed()),
+                })
+                .collect::<ServerResult<BinaryArray>>()?,
+        ),
+    })
 }
 
 /// Whether a pushed value has the view's declared type (so pushes and materialization store alike).

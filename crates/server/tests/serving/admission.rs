@@ -8,7 +8,7 @@ use asof_core::config::Limits;
 use asof_server::auth::Tokens;
 use asof_server::convert::timestamp;
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
-use asof_server::proto::v1::{FieldStatus, PushFeaturesRequest, RepeatedValue, value};
+use asof_server::proto::v1::{FieldStatus, PushFeaturesRequest, PushTarget, RepeatedValue, value};
 use asof_server::service::{Security, Serving, serve_secured};
 use tonic::Code;
 
@@ -152,6 +152,7 @@ async fn pushes_use_the_sources_own_timestamp_columns() {
     let push = |columns: HashMap<String, RepeatedValue>| PushFeaturesRequest {
         feature_view: "driver_hourly_stats".into(),
         columns,
+        to: PushTarget::Online as i32,
     };
     let err = serving
         .push_features(push(columns.clone()))

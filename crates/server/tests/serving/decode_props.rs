@@ -37,7 +37,9 @@ fn world() -> &'static World {
             let live = asof_retrieval::LiveIndexes::new(asof_retrieval::IndexStore::new(
                 fx.dir.join("data/indexes"),
             ));
-            Serving::new(fx.registry(), store).with_indexes(live)
+            Serving::new(fx.registry(), store)
+                .with_indexes(live)
+                .with_push_log(fx.dir.join("data/push_log"))
         });
         World {
             _fx: fx,
@@ -168,10 +170,11 @@ fn request() -> impl Strategy<Value = Request> {
                 as_of,
             })
         });
-    let push = (name(), columns()).prop_map(|(feature_view, columns)| {
+    let push = (name(), columns(), -1i32..4).prop_map(|(feature_view, columns, to)| {
         Request::Push(PushFeaturesRequest {
             feature_view,
             columns,
+            to,
         })
     });
     let search = (name(), ".{0,20}", any::<u32>(), name()).prop_map(|(index, text, k, version)| {

@@ -7,6 +7,7 @@ mod admission;
 mod cluster;
 mod consistency;
 mod decode_props;
+mod push_log;
 mod redis_server;
 mod retrieval;
 mod robustness;

@@ -9,7 +9,8 @@ use asof_server::convert::timestamp;
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::{
     FeatureList, FieldStatus, GetOnlineFeaturesRequest, ListFeatureViewsRequest,
-    PushFeaturesRequest, RepeatedValue, Value, get_online_features_request::Kind, value,
+    PushFeaturesRequest, PushTarget, RepeatedValue, Value, get_online_features_request::Kind,
+    value,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -147,6 +148,7 @@ fn push(ts_ns: i64, rate: f32) -> PushFeaturesRequest {
     PushFeaturesRequest {
         feature_view: "driver_hourly_stats".into(),
         columns,
+        to: PushTarget::Online as i32,
     }
 }
 
@@ -189,6 +191,7 @@ pub(crate) async fn pushes_never_regress(fx: &Fixture) {
         .push_features(PushFeaturesRequest {
             feature_view: "driver_hourly_stats".into(),
             columns: HashMap::new(),
+            to: PushTarget::Online as i32,
         })
         .await
         .unwrap_err();

@@ -1,0 +1,117 @@
+//! Pushes land where their target says, and what lands offline is read by training sets and
+//! materialization under the same point-in-time rule as the batch source.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use asof_core::FeatureRequest;
+use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+use asof_server::convert::timestamp;
+use asof_server::proto::v1::{FieldStatus, PushFeaturesRequest, PushTarget, RepeatedValue, value};
+use asof_server::service::Serving;
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, TimestampNanosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Schema, TimeUnit};
+
+use crate::robustness::{request, v};
+use crate::setup::Fixture;
+
+fn push(driver: i64, ts: i64, rate: f32, to: PushTarget) -> PushFeaturesRequest {
+    let column = |v| RepeatedValue { values: vec![v] };
+    PushFeaturesRequest {
+        feature_view: "driver_hourly_stats".into(),
+        columns: HashMap::from([
+            ("driver_id".into(), column(v(value::Kind::Int64Val(driver)))),
+            (
+                "event_timestamp".into(),
+                column(v(value::Kind::TimestampVal(timestamp(ts)))),
+            ),
+            ("conv_rate".into(), column(v(value::Kind::FloatVal(rate)))),
+        ]),
+        to: to as i32,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_reach_the_stores_their_target_names_and_training_sets_read_the_log() {
+    let fx = Fixture::new("online_store: {type: embedded, path: data/online}");
+    let store = fx.store().await;
+    let serving =
+        Serving::new(fx.registry(), Arc::clone(&store)).with_push_log(fx.dir.join("data/push_log"));
+    let hour = 3_600_000_000_000i64;
+    let t = fx.data_end + hour;
+    // Keys the batch source never had, so every value below comes from a push.
+    let r = serving
+        .push_features(push(777, t, 0.125, PushTarget::OnlineAndOffline))
+        .await
+        .unwrap();
+    assert_eq!((r.written, r.logged), (1, 1));
+    let r = serving
+        .push_features(push(778, t, 0.25, PushTarget::Online))
+        .await
+        .unwrap();
+    assert_eq!((r.written, r.logged), (1, 0));
+    let r = serving
+        .push_features(push(779, t, 0.5, PushTarget::Offline))
+        .await
+        .unwrap();
+    assert_eq!((r.written, r.logged), (0, 1));
+
+    let mut online = request(
+        &["driver_hourly_stats:conv_rate"],
+        &[(
+            "driver_id",
+            [777, 778, 779]
+                .map(|d| v(value::Kind::Int64Val(d)))
+                .to_vec(),
+        )],
+    );
+    online.as_of = Some(timestamp(t + 1_000_000_000));
+    let got = serving.get_online_features(online.clone()).await.unwrap();
+    assert_eq!(
+        got.results[1].statuses,
+        [
+            FieldStatus::Present,
+            FieldStatus::Present,
+            FieldStatus::NotFound
+        ]
+        .map(|s| s as i32)
+    );
+
+    // The training set: a pushed row counts from its own timestamp on, never before.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("driver_id", DataType::Int64, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(vec![777, 777, 778, 779])),
+            Arc::new(TimestampNanosecondArray::from(vec![t - 1, t, t, t + 1]).with_timezone("UTC")),
+        ],
+    )
+    .unwrap();
+    let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
+    let catalog = fx.registry().catalog();
+    let req = FeatureRequest::resolve(&catalog, &["driver_hourly_stats:conv_rate".into()], false)
+        .unwrap();
+    let table = OfflineStore::new(&fx.dir)
+        .training_set(&entities, &req, &TrainingSetOptions::default())
+        .await
+        .unwrap();
+    let rate = table
+        .column_by_name("conv_rate")
+        .unwrap()
+        .as_primitive::<Float32Type>();
+    let got: Vec<Option<f32>> = rate.iter().collect();
+    assert_eq!(got, [None, Some(0.125), None, Some(0.5)]);
+
+    // Materialization reads the log too: the offline-only push reaches the online store.
+    fx.materialize(store.as_ref(), t - hour, t + 1).await;
+    let got = serving.get_online_features(online).await.unwrap();
+    assert_eq!(got.results[1].statuses[2], FieldStatus::Present as i32);
+    assert_eq!(got.results[1].values[2], v(value::Kind::FloatVal(0.5)));
+}
