@@ -421,14 +421,7 @@ impl OfflineStore {
                     max: Some(0),
                 },
             };
-            let right = scan_view(
-                &self.ctx,
-                &self.repo_dir,
-                view,
-                bounds,
-                Some(&self.push_log),
-            )
-            .await?;
+            let right = self.scan(view, bounds).await?;
             let left = Self::left_batch(entities, view, right.schema(), &ts)?;
             let plan = self
                 .view_plan(view, right, left, opts.filter_by_created)
@@ -436,6 +429,22 @@ impl OfflineStore {
             plans.push((view.clone(), plan));
         }
         Ok(plans)
+    }
+
+    /// A view's rows within `bounds`: its source and its push log, as one table.
+    async fn scan(
+        &self,
+        view: &ResolvedView,
+        bounds: TimeBounds,
+    ) -> OfflineResult<datafusion::dataframe::DataFrame> {
+        scan_view(
+            &self.ctx,
+            &self.repo_dir,
+            view,
+            bounds,
+            Some(&self.push_log),
+        )
+        .await
     }
 
     /// `EXPLAIN` of the plans, one section per view.
@@ -470,14 +479,7 @@ impl OfflineStore {
             min: Some(lo),
             max: Some(end),
         };
-        let right = scan_view(
-            &self.ctx,
-            &self.repo_dir,
-            view,
-            bounds,
-            Some(&self.push_log),
-        )
-        .await?;
+        let right = self.scan(view, bounds).await?;
         let keys: Vec<_> = view.join_keys.iter().map(ident).collect();
         let key_batches = right.clone().select(keys)?.distinct()?.collect().await?;
         let k = view.join_keys.len();
