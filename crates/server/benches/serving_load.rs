@@ -144,6 +144,85 @@ fn selected(rows: usize, concurrency: usize) -> bool {
     std::env::var("ASOF_BENCH_ONLY").map_or(true, |only| only == format!("{rows}x{concurrency}"))
 }
 
+/// The push measurement runs unless `ASOF_BENCH_ONLY` names another case (`push` runs it alone).
+fn push_selected() -> bool {
+    std::env::var("ASOF_BENCH_ONLY").map_or(true, |only| only == "push")
+}
+
+/// Pushes of 100 rows each at concurrency 16, online only and then online and offline (each
+/// acknowledged after its push log file is synced): the cost of offline durability, in rows/s.
+async fn push_load(grpc_port: u16) {
+    use asof_server::proto::v1::{PushFeaturesRequest, PushTarget};
+    const ROWS: usize = 100;
+    let pool = channels(grpc_port).await;
+    println!();
+    println!("| push target | rows per push | concurrency | pushes | rows/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for (target, label) in [
+        (PushTarget::Online, "online"),
+        (PushTarget::OnlineAndOffline, "online_and_offline"),
+    ] {
+        let total = 2_000 * scale();
+        let pool = pool.clone();
+        let (all, secs) = drive(16, total, move |t, i| {
+            let mut c = FeatureServingClient::new(pool[t % pool.len()].clone());
+            // Distinct (key, time) per row, so every row is newer than the stored one.
+            let base = asof_core::time::to_nanos(chrono::Utc::now());
+            let column = |values: Vec<Value>| RepeatedValue { values };
+            let ids = (0..ROWS).map(|r| 900_000 + ((t * 7919 + i * 31 + r) % 50_000) as i64);
+            let req = PushFeaturesRequest {
+                feature_view: "driver_hourly_stats".into(),
+                columns: [
+                    (
+                        "driver_id".to_string(),
+                        column(
+                            ids.map(|id| Value {
+                                kind: Some(value::Kind::Int64Val(id)),
+                            })
+                            .collect(),
+                        ),
+                    ),
+                    (
+                        "event_timestamp".to_string(),
+                        column(
+                            (0..ROWS)
+                                .map(|r| Value {
+                                    kind: Some(value::Kind::TimestampVal(
+                                        asof_server::convert::timestamp(base + r as i64),
+                                    )),
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "conv_rate".to_string(),
+                        column(
+                            (0..ROWS)
+                                .map(|r| Value {
+                                    kind: Some(value::Kind::FloatVal(r as f32)),
+                                })
+                                .collect(),
+                        ),
+                    ),
+                ]
+                .into(),
+                to: target as i32,
+            };
+            async move {
+                c.push_features(authorized(req)).await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| {label} | {ROWS} | 16 | {} | {:.0} | {:.3} | {:.3} |",
+            all.len(),
+            (all.len() * ROWS) as f64 / secs,
+            percentile(&all, 0.5),
+            percentile(&all, 0.99)
+        );
+    }
+}
+
 /// `ASOF_BENCH_SCALE=N` sends N times the default request counts (longer runs to profile).
 fn scale() -> usize {
     std::env::var("ASOF_BENCH_SCALE")
@@ -412,6 +491,9 @@ fn main() {
         let results = rt.block_on(load(grpc_port, label));
         let floor = rt.block_on(transport_floor(grpc_port));
         c16.push((label, results, floor));
+        if workers.is_none() && push_selected() {
+            rt.block_on(push_load(grpc_port));
+        }
         drop(server);
     }
 
