@@ -25,13 +25,13 @@ impl Ctx {
         Ok(asof_core::Repo::load(&self.repo)?.config)
     }
 
-    pub fn registry_path(&self) -> Result<PathBuf> {
-        Ok(self.config()?.registry_path(&self.repo))
+    pub fn registry(&self) -> Result<Registry> {
+        self.registry_of(&self.config()?)
     }
 
-    pub fn registry(&self) -> Result<Registry> {
-        let path = self.registry_path()?;
-        Ok(Registry::load_required(&path)?)
+    /// The registry `config` points at, for commands that loaded the config already.
+    pub fn registry_of(&self, config: &RepoConfig) -> Result<Registry> {
+        Ok(Registry::load_required(&config.registry_path(&self.repo))?)
     }
 }
 

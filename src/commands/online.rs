@@ -35,7 +35,7 @@ pub async fn materialize(
     let started = Instant::now();
     let config = ctx.config()?;
     let registry_path = config.registry_path(&ctx.repo);
-    let registry = ctx.registry()?;
+    let registry = ctx.registry_of(&config)?;
     let views = select_views(&registry, views)?;
     let end = to_nanos(parse_instant(end).map_err(anyhow::Error::msg)?);
     let start = start
@@ -73,16 +73,8 @@ pub async fn materialize(
     let mut rows = 0;
     let mut values = 0;
     for r in &reports {
-        let nulls = if r.null_keys > 0 {
-            format!(
-                "; {} rows with a null key not written (a null key never matches)",
-                thousands(r.null_keys as u64)
-            )
-        } else {
-            String::new()
-        };
         println!(
-            "{}: [{} .. {}] {} keys, {} written ({} not newer than stored){nulls}",
+            "{}: [{} .. {}] {} keys, {} written ({} not newer than stored)",
             r.view,
             r.start,
             r.end,
@@ -388,7 +380,7 @@ pub async fn push(
 ) -> Result<()> {
     let started = Instant::now();
     let config = ctx.config()?;
-    let registry = ctx.registry()?;
+    let registry = ctx.registry_of(&config)?;
     let table = asof_offline::EntityTable::read(input).await?;
     let store = asof_online::open(&config.online_store, &ctx.repo).await?;
     let described = store.describe();

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use asof_core::FeatureRequest;
 use asof_offline::memory::MemoryLimit;
-use asof_offline::output::{Format, write_stream};
+use asof_offline::output::{output_format, write_stream};
 use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
 
 use super::{Ctx, display_path};
@@ -14,8 +14,9 @@ use crate::progress::{rate, spinner};
 
 pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
     let started = Instant::now();
-    Format::of(&args.output)?;
-    let registry = ctx.registry()?;
+    output_format(&args.output)?;
+    let config = ctx.config()?;
+    let registry = ctx.registry_of(&config)?;
     let catalog = registry.catalog();
     let request = match &args.selection.service {
         Some(s) => FeatureRequest::resolve_service(&catalog, s, args.full_feature_names)?,
@@ -28,7 +29,7 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
         Some(l) => OfflineStore::with_memory_limit(&ctx.repo, l),
         None => OfflineStore::new(&ctx.repo),
     }
-    .with_push_log(ctx.config()?.offline_store.push_log_root(&ctx.repo));
+    .with_push_log(config.offline_store.push_log_root(&ctx.repo));
     let entities = EntityTable::read(&args.entities).await?;
     let opts = TrainingSetOptions {
         timestamp_column: args.timestamp_column.clone(),

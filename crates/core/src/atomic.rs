@@ -52,6 +52,11 @@ impl AtomicFile {
         })
     }
 
+    /// The file this one will replace.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The temp file, to write into.
     pub fn file(&mut self) -> &mut std::fs::File {
         self.tmp.as_file_mut()

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::error::{OfflineError, OfflineResult};
+use crate::listing::TableFormat;
 
 /// An entity table held in memory as one batch (its rows are the output's rows, in order).
 #[derive(Debug, Clone)]
@@ -47,23 +48,23 @@ impl EntityTable {
             return Err(err("no such file".into()));
         }
         let s = path.to_string_lossy().into_owned();
+        // Any extension the format rule accepts (`.pq` as well as `.parquet`).
         let ext = path
             .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
-        let df = match ext.as_str() {
-            "parquet" | "pq" => {
-                let ext = format!(".{ext}");
+        let df = match TableFormat::of(path) {
+            Some(TableFormat::Parquet) => {
                 ctx.read_parquet(s, ParquetReadOptions::default().file_extension(&ext))
                     .await
             }
-            "csv" => {
-                ctx.read_csv(s, CsvReadOptions::new().file_extension(".csv"))
+            Some(TableFormat::Csv) => {
+                ctx.read_csv(s, CsvReadOptions::new().file_extension(&ext))
                     .await
             }
-            other => {
+            None => {
                 return Err(err(format!(
-                    "unsupported extension `.{other}`: use .parquet or .csv"
+                    "unsupported extension `{ext}`: use .parquet, .pq or .csv"
                 )));
             }
         }

@@ -1,75 +1,102 @@
 //! Writing tables: Parquet or CSV by extension, always atomically (temp file + rename), so a failed
 //! run never leaves a partial file where a good one is expected.
 
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use asof_core::atomic::AtomicFile;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::WriterBuilder;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 
 use crate::error::{OfflineError, OfflineResult};
+use crate::listing::TableFormat;
 
 /// Rows per Parquet row group: small enough for time-range pruning, large enough to compress.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Table formats by file extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Parquet,
-    Csv,
+/// The format an output at `path` is written in, by its extension (the same rule as every read).
+pub fn output_format(path: &Path) -> OfflineResult<TableFormat> {
+    TableFormat::of(path).ok_or_else(|| OfflineError::File {
+        path: path.to_path_buf(),
+        message: "unknown output format: name the file .parquet, .pq or .csv".into(),
+    })
 }
 
-impl Format {
-    pub fn of(path: &Path) -> OfflineResult<Format> {
-        match path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .as_deref()
-        {
-            Some("parquet") | Some("pq") => Ok(Format::Parquet),
-            Some("csv") => Ok(Format::Csv),
-            _ => Err(OfflineError::File {
-                path: path.to_path_buf(),
-                message: "unknown output format: name the file .parquet or .csv".into(),
-            }),
+/// Batches written one after the other into an atomic file, in either format.
+struct TableWriter<'f> {
+    sink: Sink<BufWriter<&'f mut std::fs::File>>,
+}
+
+enum Sink<W: Write + Send> {
+    Parquet(ArrowWriter<W>),
+    Csv(datafusion::arrow::csv::Writer<W>),
+}
+
+impl<'f> TableWriter<'f> {
+    fn new(
+        file: &'f mut AtomicFile,
+        format: TableFormat,
+        schema: SchemaRef,
+    ) -> OfflineResult<Self> {
+        let path = file.path().to_path_buf();
+        let out = BufWriter::new(file.file());
+        let sink = match format {
+            TableFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .build();
+                Sink::Parquet(
+                    ArrowWriter::try_new(out, schema, Some(props))
+                        .map_err(|e| file_error(&path, e))?,
+                )
+            }
+            TableFormat::Csv => Sink::Csv(WriterBuilder::new().with_header(true).build(out)),
+        };
+        Ok(TableWriter { sink })
+    }
+
+    fn write(&mut self, path: &Path, batch: &RecordBatch) -> OfflineResult<()> {
+        match &mut self.sink {
+            Sink::Parquet(w) => w.write(batch).map_err(|e| file_error(path, e)),
+            Sink::Csv(w) => w.write(batch).map_err(|e| file_error(path, e)),
         }
+    }
+
+    /// Flushes everything into the file (the caller then commits it).
+    fn finish(self, path: &Path) -> OfflineResult<()> {
+        let mut out = match self.sink {
+            Sink::Parquet(w) => w.into_inner().map_err(|e| file_error(path, e))?,
+            Sink::Csv(w) => w.into_inner(),
+        };
+        out.flush().map_err(|e| file_error(path, e))
+    }
+}
+
+pub(crate) fn file_error(path: &Path, e: impl std::fmt::Display) -> OfflineError {
+    OfflineError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     }
 }
 
 /// Writes `batches` (all of one schema) to `path` atomically.
 pub fn write_table(path: &Path, batches: &[RecordBatch]) -> OfflineResult<()> {
-    let format = Format::of(path)?;
+    let format = output_format(path)?;
     let Some(first) = batches.first() else {
-        return Err(OfflineError::File {
-            path: path.to_path_buf(),
-            message: "nothing to write".into(),
-        });
+        return Err(file_error(path, "nothing to write"));
     };
-    let schema = first.schema();
-    asof_core::atomic::write_atomic(path, |w| match format {
-        Format::Parquet => {
-            let props = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .build();
-            let mut writer =
-                ArrowWriter::try_new(w, schema, Some(props)).map_err(std::io::Error::other)?;
-            for b in batches {
-                writer.write(b).map_err(std::io::Error::other)?;
-            }
-            writer.close().map_err(std::io::Error::other)?;
-            Ok(())
-        }
-        Format::Csv => {
-            let mut writer = WriterBuilder::new().with_header(true).build(w);
-            for b in batches {
-                writer.write(b).map_err(std::io::Error::other)?;
-            }
-            Ok(())
-        }
-    })?;
+    let mut file = AtomicFile::create(path)?;
+    let mut writer = TableWriter::new(&mut file, format, first.schema())?;
+    for b in batches {
+        writer.write(path, b)?;
+    }
+    writer.finish(path)?;
+    file.commit()?;
     Ok(())
 }
 
@@ -82,52 +109,17 @@ pub async fn write_stream(
     progress: &(dyn Fn(usize) + Sync),
 ) -> OfflineResult<usize> {
     use futures::StreamExt;
-    let format = Format::of(path)?;
-    let io = |e: std::io::Error| OfflineError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut file = asof_core::atomic::AtomicFile::create(path)?;
+    let format = output_format(path)?;
+    let mut file = AtomicFile::create(path)?;
     let mut rows = 0;
-    {
-        let out = std::io::BufWriter::new(file.file());
-        enum Sink<W: std::io::Write + Send> {
-            Parquet(ArrowWriter<W>),
-            Csv(datafusion::arrow::csv::Writer<W>),
-        }
-        let mut sink = match format {
-            Format::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                    .build();
-                Sink::Parquet(
-                    ArrowWriter::try_new(out, stream.schema(), Some(props))
-                        .map_err(|e| io(std::io::Error::other(e)))?,
-                )
-            }
-            Format::Csv => Sink::Csv(WriterBuilder::new().with_header(true).build(out)),
-        };
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows();
-            match &mut sink {
-                Sink::Parquet(w) => w.write(&batch).map_err(|e| io(std::io::Error::other(e)))?,
-                Sink::Csv(w) => w.write(&batch).map_err(|e| io(std::io::Error::other(e)))?,
-            }
-            progress(rows);
-        }
-        match sink {
-            Sink::Parquet(w) => {
-                let mut inner = w.into_inner().map_err(|e| io(std::io::Error::other(e)))?;
-                std::io::Write::flush(&mut inner).map_err(io)?;
-            }
-            Sink::Csv(w) => {
-                let mut inner = w.into_inner();
-                std::io::Write::flush(&mut inner).map_err(io)?;
-            }
-        }
+    let mut writer = TableWriter::new(&mut file, format, stream.schema())?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        writer.write(path, &batch)?;
+        progress(rows);
     }
+    writer.finish(path)?;
     file.commit()?;
     Ok(rows)
 }

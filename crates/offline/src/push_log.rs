@@ -17,9 +17,9 @@ use asof_core::ResolvedView;
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
-use datafusion::parquet::arrow::ArrowWriter;
 
 use crate::error::{OfflineError, OfflineResult};
+use crate::output::file_error;
 
 /// Distinguishes files written by one process in the same nanosecond.
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -86,14 +86,7 @@ pub fn append(
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let path = part_dir.join(name);
-        let mut file = asof_core::atomic::AtomicFile::create(&path)?;
-        {
-            let mut writer = ArrowWriter::try_new(file.file(), part.schema(), None)
-                .map_err(|e| file_error(&path, e))?;
-            writer.write(&part).map_err(|e| file_error(&path, e))?;
-            writer.close().map_err(|e| file_error(&path, e))?;
-        }
-        file.commit()?;
+        crate::output::write_table(&path, std::slice::from_ref(&part))?;
         // The rename is durable only once the folder is.
         std::fs::File::open(&part_dir)
             .and_then(|d| d.sync_all())
@@ -101,13 +94,6 @@ pub fn append(
         written.push(path);
     }
     Ok(written)
-}
-
-fn file_error(path: &Path, e: impl std::fmt::Display) -> OfflineError {
-    OfflineError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
 }
 
 /// A push's columns as a batch in the source's names: `keys` (name, array), the event timestamps
