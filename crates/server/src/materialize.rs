@@ -29,8 +29,6 @@ pub struct ViewReport {
     /// Rows written; the rest were not newer than what the store held.
     pub written: usize,
     pub feature_values: usize,
-    /// Latest rows whose key holds a null: a null key never matches, so they are not written.
-    pub null_keys: usize,
 }
 
 /// Rows encoded per store write.
@@ -85,27 +83,27 @@ pub fn incremental_start(registry: &Registry, view: &str, end: i64) -> i64 {
     pit::oldest_useful(end, ttl).unwrap_or(end - 52 * 7 * 86_400 * 1_000_000_000)
 }
 
-/// Encodes a batch of latest rows. A row with a null key never matches (as in training sets) and is
-/// counted in `null_keys`; a key the encoding cannot hold fails the run, naming the view and key.
+/// Encodes a batch of latest rows. A key the encoding cannot hold fails the run, naming the view
+/// and key: no row is dropped silently. (Rows with a null key never get here: the scan drops them,
+/// as a null key never matches.)
 fn encode(
     project: &str,
     view: &asof_core::ResolvedView,
     batch: &RecordBatch,
     k: usize,
     has_created: bool,
-    null_keys: &mut usize,
 ) -> ServerResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let ts = batch.column(k).as_primitive::<Int64Type>();
     let created = has_created.then(|| batch.column(k + 1).as_primitive::<Int64Type>());
     let first_feature = k + 1 + usize::from(has_created);
     let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
     let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
+    'rows: for row in 0..batch.num_rows() {
         let mut keys = Vec::with_capacity(k);
         for (c, name) in names.iter().enumerate() {
             match key_at(batch.column(c), row) {
                 Ok(Some(key)) => keys.push(key),
-                Ok(None) => break,
+                Ok(None) => continue 'rows,
                 Err(reason) => {
                     return Err(ServerError::InvalidArgument(format!(
                         "view `{}`: join key `{name}` of a source row: {reason}; nothing after this batch was written",
@@ -113,10 +111,6 @@ fn encode(
                     )));
                 }
             }
-        }
-        if keys.len() < k {
-            *null_keys += 1;
-            continue;
         }
         let key_refs: Vec<_> = keys.iter().collect();
         let entity = encode_entity_key(&names, &key_refs);
@@ -178,7 +172,6 @@ pub async fn materialize(
             keys: 0,
             written: 0,
             feature_values: 0,
-            null_keys: 0,
         };
         let mut newest: Option<i64> = None;
         let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -193,7 +186,6 @@ pub async fn materialize(
                 batch,
                 latest.key_count,
                 latest.has_created,
-                &mut report.null_keys,
             )?);
             while pending.len() >= CHUNK {
                 let rest = pending.split_off(CHUNK);

@@ -448,10 +448,16 @@ impl Serving {
         let mut created_column = Vec::with_capacity(n);
         let mut feature_columns: Vec<Vec<Value>> =
             vec![Vec::with_capacity(n); view.view.features.len()];
+        // Per join key, once: its pushed column (if sent) and the type its source holds it as.
+        let key_inputs: Vec<_> = names
+            .iter()
+            .zip(&view.key_types)
+            .map(|(k, t)| (*k, col(k), t.map(|t| (t, view.view.name.as_str()))))
+            .collect();
         for row in 0..n {
             let mut keys = Vec::with_capacity(names.len());
-            for k in &names {
-                let v = col(k).ok_or_else(|| {
+            for &(k, column, expected) in &key_inputs {
+                let v = column.ok_or_else(|| {
                     Self::invalid(format!(
                         "push to `{}` needs join key column `{k}`",
                         view.view.name
@@ -460,12 +466,6 @@ impl Serving {
                 let key = KeyValue::from_value(&from_proto(&v[row])).ok_or_else(|| {
                     Self::invalid(format!("column `{k}` row {row}: not a valid key"))
                 })?;
-                let expected = view
-                    .join_keys
-                    .iter()
-                    .position(|n| n == k)
-                    .and_then(|i| view.key_types[i])
-                    .map(|t| (t, view.view.name.as_str()));
                 check_key_type(k, row, &key, expected)?;
                 keys.push(key);
             }
