@@ -389,7 +389,23 @@ pub async fn push(
     let batch = &table.batch;
     let spec = registry.feature_views.get(view).map(|r| r.spec.clone());
     let mut columns = HashMap::new();
+    let mut deleted = Vec::new();
     for (f, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.name() == asof_core::pit::DELETED_COLUMN {
+            // A delete-event flag per row: a null flag is not a delete.
+            for row in 0..array.len() {
+                deleted.push(match asof_server::convert::value_at(array, row) {
+                    asof_core::value::Value::Bool(b) => b,
+                    asof_core::value::Value::Null => false,
+                    other => bail!(
+                        "column `{}` of {} row {row}: {other:?}; it marks delete events and must be boolean (true/false)",
+                        f.name(),
+                        display_path(input)
+                    ),
+                });
+            }
+            continue;
+        }
         // Features take their declared type (a CSV float is float64 whatever the view says).
         let array = match spec.as_ref().and_then(|s| s.feature(f.name())) {
             Some(feature) => asof_offline::types::cast_to_dtype(array, &feature.dtype)
@@ -411,6 +427,7 @@ pub async fn push(
             feature_view: view.to_string(),
             columns,
             to: to as i32,
+            deleted,
         })
         .await
         .with_context(|| format!("pushing {} to `{view}`", display_path(input)))?;

@@ -5,11 +5,23 @@
 //! * `ts >= as_of - ttl` when the view has a TTL (inclusive),
 //! * with `filter_by_created`, also `created <= as_of` (only what was known then).
 //!
-//! Among eligible rows the latest `(ts, created)` wins. The offline ASOF operator and the online read
-//! path both call these functions; neither re-derives the rule.
+//! Among eligible rows the latest `(ts, created)` wins. A delete event ("this entity has no value
+//! from `ts` on") is a row like any other in that choice: when it wins, the read has no value
+//! (training sets: nulls; online: NOT_FOUND), and no older value shows through it. The offline ASOF
+//! operator and the online read path both call these functions; neither re-derives the rule.
 
 use crate::duration::Ttl;
 use crate::time::Nanos;
+
+/// The boolean column that marks delete events in a source's files and in the push log (absent:
+/// no row is a delete).
+pub const DELETED_COLUMN: &str = "_asof_deleted";
+
+/// Whether the winning row answers with its values: a delete event answers "no value".
+#[inline]
+pub fn has_value(winner_deleted: bool) -> bool {
+    !winner_deleted
+}
 
 /// Whether a value with event time `ts` is not in the future of `as_of`.
 #[inline]

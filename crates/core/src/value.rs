@@ -6,6 +6,10 @@
 //! than what they hold (Redis does it inside a script, atomically). The payload is
 //! `n: u16 LE | n × (name_len: u16 LE | name | value)`, features by name so that a view can gain
 //! features without invalidating rows already written.
+//!
+//! A delete event is stored like a row, header and all, with the feature count [`DELETED`] and no
+//! features: it orders against values by the same header comparison, so a late, older value never
+//! resurrects a deleted entity, and readers see it as "no value" ([`crate::pit`]).
 
 use crate::time::Nanos;
 
@@ -25,6 +29,16 @@ pub enum Value {
 }
 
 pub const HEADER_LEN: usize = 32;
+
+/// The feature count that marks a stored delete event (no view has that many features).
+pub const DELETED: u16 = u16::MAX;
+
+/// The stored form of "this entity has no value from `event_ts` on".
+pub fn encode_delete(event_ts: Nanos, created_ts: Option<Nanos>) -> Vec<u8> {
+    let mut out = header(event_ts, created_ts);
+    out.extend_from_slice(&DELETED.to_le_bytes());
+    out
+}
 
 /// One view's row for one entity, as stored online.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +122,8 @@ impl StoredRow {
 pub struct RowReader<'a> {
     pub event_ts: Nanos,
     pub created_ts: Option<Nanos>,
+    /// A delete event: it has no features.
+    pub deleted: bool,
     remaining: u16,
     r: Reader<'a>,
 }
@@ -127,11 +143,13 @@ impl<'a> RowReader<'a> {
         let mut r = Reader {
             b: &bytes[HEADER_LEN..],
         };
-        let remaining = r.u16()?;
+        let count = r.u16()?;
+        let deleted = count == DELETED;
         Ok(RowReader {
             event_ts,
             created_ts,
-            remaining,
+            deleted,
+            remaining: if deleted { 0 } else { count },
             r,
         })
     }
@@ -368,6 +386,26 @@ mod tests {
             "invalid UTF-8 in a string value"
         );
         assert_eq!(fields[2].value().unwrap(), Value::Int64(42));
+    }
+
+    #[test]
+    fn a_delete_is_a_row_without_features_that_orders_by_its_header() {
+        let bytes = encode_delete(10, Some(3));
+        let row = RowReader::new(&bytes).unwrap();
+        assert!(row.deleted);
+        assert_eq!((row.event_ts, row.created_ts), (10, Some(3)));
+        assert_eq!(row.count(), 0);
+        let value = StoredRow {
+            event_ts: 9,
+            created_ts: None,
+            features: vec![("x".into(), Value::Int64(1))],
+        }
+        .encode();
+        assert!(!RowReader::new(&value).unwrap().deleted);
+        assert!(
+            bytes[..HEADER_LEN] > value[..HEADER_LEN],
+            "the later event wins"
+        );
     }
 
     proptest! {

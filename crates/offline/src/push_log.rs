@@ -97,16 +97,17 @@ pub fn append(
 }
 
 /// A push's columns as a batch in the source's names: `keys` (name, array), the event timestamps
-/// and created timestamps (ns, UTC), and `features` (feature name, array), renamed through the
-/// source's `field_mapping`.
+/// and created timestamps (ns, UTC), `features` (feature name, array), renamed through the
+/// source's `field_mapping`, and which rows are delete events (`asof_core::pit::DELETED_COLUMN`).
 pub fn batch(
     view: &ResolvedView,
     keys: Vec<(String, ArrayRef)>,
     event_ts: Vec<i64>,
     created_ts: Option<Vec<Option<i64>>>,
     features: Vec<(String, ArrayRef)>,
+    deleted: Vec<bool>,
 ) -> OfflineResult<RecordBatch> {
-    use datafusion::arrow::array::TimestampNanosecondArray;
+    use datafusion::arrow::array::{BooleanArray, TimestampNanosecondArray};
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (name, array) in keys {
@@ -132,6 +133,12 @@ pub fn batch(
         fields.push(Field::new(column, array.data_type().clone(), true));
         columns.push(array);
     }
+    fields.push(Field::new(
+        asof_core::pit::DELETED_COLUMN,
+        DataType::Boolean,
+        false,
+    ));
+    columns.push(Arc::new(BooleanArray::from(deleted)));
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
         columns,

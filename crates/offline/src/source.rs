@@ -19,6 +19,9 @@ use crate::types::arrow_type;
 /// Internal column names of a scanned view; chosen not to collide with identifiers users declare.
 pub const FEATURE_TS: &str = "__asof_feature_ts";
 pub const FEATURE_CREATED: &str = "__asof_feature_created";
+/// Whether a row is a delete event (from the files' `asof_core::pit::DELETED_COLUMN`; false when
+/// they have none). Always the last column.
+pub const FEATURE_DELETED: &str = "__asof_deleted";
 
 pub(crate) fn source_error(
     view: &ResolvedView,
@@ -42,7 +45,7 @@ pub struct TimeBounds {
 
 /// Scans a view's rows: its source's files and, when `push_log` is given, the rows pushed to it
 /// (`crate::push_log`), as one table:
-/// `keys..., __asof_feature_ts, [__asof_feature_created], features...`.
+/// `keys..., __asof_feature_ts, [__asof_feature_created], features..., __asof_deleted`.
 pub async fn scan_view(
     ctx: &SessionContext,
     repo_dir: &Path,
@@ -202,6 +205,21 @@ fn project(
         };
         select.push(e.alias(&f.name));
     }
+    let deleted = asof_core::pit::DELETED_COLUMN;
+    select.push(
+        match field(deleted) {
+            Ok(DataType::Boolean) => ident(deleted).is_true(),
+            Ok(other) => {
+                return Err(source_error(
+                    view,
+                    origin,
+                    format!("`{deleted}` marks delete events and must be boolean, not {other}"),
+                ));
+            }
+            Err(_) => lit(false),
+        }
+        .alias(FEATURE_DELETED),
+    );
     Ok(df.filter(filter)?.select(select)?)
 }
 

@@ -23,7 +23,9 @@ use crate::entity_table::EntityTable;
 use crate::error::OfflineResult;
 use crate::memory::MemoryLimit;
 use crate::pit_join::{PitJoinExec, PitJoinOptions};
-use crate::source::{FEATURE_CREATED, FEATURE_TS, TimeBounds, scan_view, source_error};
+use crate::source::{
+    FEATURE_CREATED, FEATURE_DELETED, FEATURE_TS, TimeBounds, scan_view, source_error,
+};
 use crate::timestamps::{from_nanos, to_nanos};
 use crate::types::{keys_compatible, plain_type, to_plain};
 
@@ -150,11 +152,13 @@ impl OfflineStore {
             .has_column_with_unqualified_name(FEATURE_CREATED);
         let right = right.create_physical_plan().await?;
         let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
+        let deleted = right.schema().index_of(FEATURE_DELETED).ok();
         let options = PitJoinOptions {
             key_count: k,
             left_ts: k,
             right_ts: k,
             right_created: has_created.then_some(k + 1),
+            right_deleted: deleted,
             ttl: view.view.ttl,
             filter_by_created,
         };

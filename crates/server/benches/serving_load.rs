@@ -207,6 +207,7 @@ async fn push_load(grpc_port: u16) {
                 ]
                 .into(),
                 to: target as i32,
+                deleted: Vec::new(),
             };
             async move {
                 c.push_features(authorized(req)).await.unwrap();

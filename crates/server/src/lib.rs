@@ -8,6 +8,7 @@ pub mod codec;
 pub mod convert;
 pub mod deadline;
 pub mod error;
+pub mod ingest;
 pub mod materialize;
 pub mod metrics;
 pub mod proto;

@@ -96,6 +96,11 @@ fn encode(
     let ts = batch.column(k).as_primitive::<Int64Type>();
     let created = has_created.then(|| batch.column(k + 1).as_primitive::<Int64Type>());
     let first_feature = k + 1 + usize::from(has_created);
+    let deleted = batch
+        .schema()
+        .index_of(asof_offline::source::FEATURE_DELETED)
+        .ok()
+        .map(|i| batch.column(i).as_boolean().clone());
     let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
     let mut out = Vec::with_capacity(batch.num_rows());
     'rows: for row in 0..batch.num_rows() {
@@ -114,9 +119,21 @@ fn encode(
         }
         let key_refs: Vec<_> = keys.iter().collect();
         let entity = encode_entity_key(&names, &key_refs);
+        let event_ts = ts.value(row);
+        let created_ts = created.and_then(|c| c.is_valid(row).then(|| c.value(row)));
+        if deleted
+            .as_ref()
+            .is_some_and(|d| !pit::has_value(d.value(row)))
+        {
+            out.push((
+                store_key(project, &view.view.name, &entity),
+                asof_core::value::encode_delete(event_ts, created_ts),
+            ));
+            continue;
+        }
         let stored = StoredRow {
-            event_ts: ts.value(row),
-            created_ts: created.and_then(|c| c.is_valid(row).then(|| c.value(row))),
+            event_ts,
+            created_ts,
             features: view
                 .features
                 .iter()

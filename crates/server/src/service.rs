@@ -9,7 +9,7 @@ use std::sync::Arc;
 use asof_core::config::Limits;
 use asof_core::keys::{KeyValue, encode_entity_key, store_key};
 use asof_core::pit::{self, Freshness};
-use asof_core::value::{RowReader, StoredRow, Value};
+use asof_core::value::{RowReader, Value};
 use asof_core::{FeatureRequest, Registry, time};
 use asof_online::OnlineStore;
 use asof_retrieval::LiveIndexes;
@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::{from_proto, nanos, timestamp, to_proto};
 use crate::error::{ServerError, ServerResult};
+use crate::ingest::{Targets, ViewRows, write_rows};
 use crate::metrics::Metrics;
 use crate::proto::v1::feature_serving_server::{FeatureServing, FeatureServingServer};
 use crate::proto::v1::get_online_features_request::Kind as RequestKind;
@@ -293,7 +294,7 @@ impl Serving {
         let mut rows: Vec<Option<(i64, Vec<Value>)>> = Vec::with_capacity(raw.len());
         for (r, vidx) in raw.into_iter().zip(lookup_view) {
             rows.push(match r {
-                Some(bytes) => Some(requested_features(&bytes, &request.views[vidx].features)?),
+                Some(bytes) => requested_features(&bytes, &request.views[vidx].features)?,
                 None => None,
             });
         }
@@ -440,14 +441,17 @@ impl Serving {
             }
             (_, false) => None,
         };
+        let deleted = match req.deleted.len() {
+            0 => None,
+            len if len == n => Some(&req.deleted),
+            len => {
+                return Err(Self::invalid(format!(
+                    "`deleted` has {len} flags but `{ts_name}` has {n} rows; send one per row or none"
+                )));
+            }
+        };
         let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
-        let mut writes = Vec::with_capacity(n);
-        // The same rows, column by column, for the push log.
-        let mut key_columns: Vec<Vec<KeyValue>> = vec![Vec::with_capacity(n); names.len()];
-        let mut event_column = Vec::with_capacity(n);
-        let mut created_column = Vec::with_capacity(n);
-        let mut feature_columns: Vec<Vec<Value>> =
-            vec![Vec::with_capacity(n); view.view.features.len()];
+        let mut rows = ViewRows::for_view(view, n);
         // Per join key, once: its pushed column (if sent) and the type its source holds it as.
         let key_inputs: Vec<_> = names
             .iter()
@@ -487,6 +491,10 @@ impl Serving {
                     )));
                 }
             };
+            if deleted.is_some_and(|d| d[row]) {
+                rows.push(keys, event_ts, created_ts, None);
+                continue;
+            }
             let mut features = Vec::with_capacity(view.features.len());
             for f in &view.view.features {
                 let v = col(&f.name)
@@ -498,72 +506,23 @@ impl Serving {
                         f.name, f.dtype
                     )));
                 }
-                features.push((f.name.clone(), v));
+                features.push(v);
             }
-            let key_refs: Vec<&KeyValue> = keys.iter().collect();
-            let key = store_key(
-                &snap.registry.project,
-                &view.view.name,
-                &encode_entity_key(&names, &key_refs),
-            );
-            if push_log.is_some() {
-                for (column, k) in key_columns.iter_mut().zip(&keys) {
-                    column.push(k.clone());
-                }
-                event_column.push(event_ts);
-                created_column.push(created_ts);
-                for (column, (_, v)) in feature_columns.iter_mut().zip(&features) {
-                    column.push(v.clone());
-                }
-            }
-            writes.push((
-                key,
-                StoredRow {
-                    event_ts,
-                    created_ts,
-                    features,
-                }
-                .encode(),
-            ));
+            rows.push(keys, event_ts, created_ts, Some(features));
         }
-        // The log first: a push acknowledged is durable offline; a retry after an online failure
-        // logs the same rows again, which the point-in-time rule reads as one.
-        let mut logged = 0;
-        if let Some(root) = push_log {
-            let mut keys = Vec::with_capacity(names.len());
-            for (name, column) in names.iter().zip(key_columns) {
-                keys.push((name.to_string(), key_array(name, column)?));
-            }
-            let mut features = Vec::with_capacity(feature_columns.len());
-            for (f, column) in view.view.features.iter().zip(feature_columns) {
-                features.push((
-                    f.name.clone(),
-                    asof_offline::types::values_to_array(&f.dtype, &column)?,
-                ));
-            }
-            let created = view
-                .source
-                .created_timestamp_field
-                .is_some()
-                .then_some(created_column);
-            let batch = asof_offline::push_log::batch(view, keys, event_column, created, features)?;
-            let resolved = view.clone();
-            tokio::task::spawn_blocking(move || {
-                asof_offline::push_log::append(&root, &resolved, &batch)
-            })
-            .await
-            .map_err(|e| ServerError::Transport(e.to_string()))??;
-            logged = n as u64;
-        }
-        let written = if online {
-            self.store.write(writes).await?
-        } else {
-            0
-        };
+        let targets = Targets { push_log, online };
+        let written = write_rows(
+            self.store.as_ref(),
+            &snap.registry.project,
+            view,
+            rows,
+            &targets,
+        )
+        .await?;
         Ok(PushFeaturesResponse {
-            written: written as u64,
-            skipped: if online { (n - written) as u64 } else { 0 },
-            logged,
+            written: written.online as u64,
+            skipped: written.skipped as u64,
+            logged: written.logged as u64,
         })
     }
 
@@ -623,48 +582,6 @@ fn check_key_type(
         want.described(),
         want.described(),
     )))
-}
-
-/// A pushed key column as an Arrow array: integers as int64, strings, or bytes, one type for all.
-fn key_array(
-    name: &str,
-    values: Vec<KeyValue>,
-) -> ServerResult<datafusion::arrow::array::ArrayRef> {
-    use datafusion::arrow::array::{BinaryArray, Int64Array, StringArray};
-    let mixed = || {
-        ServerError::InvalidArgument(format!(
-            "join key column `{name}` mixes value types; send one type for every row"
-        ))
-    };
-    Ok(match values.first() {
-        None | Some(KeyValue::Int(_)) => Arc::new(
-            values
-                .iter()
-                .map(|v| match v {
-                    KeyValue::Int(i) => Ok(*i),
-                    _ => Err(mixed()),
-                })
-                .collect::<ServerResult<Int64Array>>()?,
-        ),
-        Some(KeyValue::Str(_)) => Arc::new(
-            values
-                .iter()
-                .map(|v| match v {
-                    KeyValue::Str(s) => Ok(Some(s.as_str())),
-                    _ => Err(mixed()),
-                })
-                .collect::<ServerResult<StringArray>>()?,
-        ),
-        Some(KeyValue::Bytes(_)) => Arc::new(
-            values
-                .iter()
-                .map(|v| match v {
-                    KeyValue::Bytes(b) => Ok(Some(b.as_slice())),
-                    _ => Err(mixed()),
-                })
-                .collect::<ServerResult<BinaryArray>>()?,
-        ),
-    })
 }
 
 /// Whether a pushed value has the view's declared type (so pushes and materialization store alike).
@@ -742,13 +659,16 @@ impl FeatureServing for Serving {
 }
 
 /// A stored row's event time and the values of `features` (null for one the row predates), in that
-/// order.
+/// order; `None` when the entity's latest event is a delete.
 fn requested_features(
     bytes: &[u8],
     features: &[asof_core::spec::Feature],
-) -> ServerResult<(i64, Vec<Value>)> {
+) -> ServerResult<Option<(i64, Vec<Value>)>> {
     let corrupt = |e: asof_core::value::DecodeError| ServerError::Transport(e.to_string());
     let row = RowReader::new(bytes).map_err(corrupt)?;
+    if !pit::has_value(row.deleted) {
+        return Ok(None);
+    }
     let event_ts = row.event_ts;
     let mut values = vec![Value::Null; features.len()];
     for field in row {
@@ -760,7 +680,7 @@ fn requested_features(
             values[i] = field.value().map_err(corrupt)?;
         }
     }
-    Ok((event_ts, values))
+    Ok(Some((event_ts, values)))
 }
 
 /// Accepted connections with TCP_NODELAY: the server builder's own `tcp_nodelay` only applies to

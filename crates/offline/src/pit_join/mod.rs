@@ -33,8 +33,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use asof_core::Ttl;
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use datafusion::arrow::compute::{concat_batches, interleave};
+use datafusion::arrow::compute::{concat_batches, interleave, nullif};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -76,6 +77,9 @@ pub struct PitJoinOptions {
     pub right_ts: usize,
     /// Index of the right's created timestamp column (Int64 ns), if the source has one.
     pub right_created: Option<usize>,
+    /// Index of the right's delete flag (Boolean), if it has one: a winning delete event answers
+    /// with null values (`asof_core::pit::has_value`), its timestamps kept.
+    pub right_deleted: Option<usize>,
     pub ttl: Ttl,
     /// Also require `created <= t`: only rows known at the entity's time.
     pub filter_by_created: bool,
@@ -375,10 +379,27 @@ impl JoinRun {
         // What the gather holds (entities, matches, held payload) stays reserved until its last
         // batch is out.
         reservations.push(reservation);
+        let k = self.options.key_count;
+        let nulled = match self.options.right_deleted {
+            Some(d) => {
+                let kept = [
+                    Some(self.options.right_ts),
+                    self.options.right_created,
+                    Some(d),
+                ];
+                let values = (k..k + self.payload_schema.fields().len())
+                    .filter(|i| !kept.contains(&Some(*i)))
+                    .map(|i| i - k)
+                    .collect();
+                Some((d - k, values))
+            }
+            None => None,
+        };
         Ok(Gather {
             entities,
             matched,
             parts,
+            nulled,
             nulls: self
                 .payload_schema
                 .fields()
@@ -436,6 +457,9 @@ struct Gather {
     entities: RecordBatch,
     matched: Vec<(usize, usize)>,
     parts: Vec<Candidates>,
+    /// With delete events: the payload index of the delete flag and of the value columns a
+    /// winning delete nulls.
+    nulled: Option<(usize, Vec<usize>)>,
     /// One-row null arrays, one per payload column: gather source 0.
     nulls: Vec<ArrayRef>,
     schema: SchemaRef,
@@ -454,6 +478,16 @@ impl Gather {
                 sources.extend(p.payload().iter().map(|b| b.column(j).as_ref()));
             }
             columns.push(interleave(&sources, &self.matched[start..end])?);
+        }
+        if let Some((flag, values)) = &self.nulled {
+            let base = self.entities.num_columns();
+            // Unmatched rows have a null flag: they are null already.
+            let deleted = columns[base + flag].as_boolean().clone();
+            if deleted.true_count() > 0 {
+                for &v in values {
+                    columns[base + v] = nullif(&columns[base + v], &deleted)?;
+                }
+            }
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }

@@ -153,6 +153,7 @@ async fn pushes_use_the_sources_own_timestamp_columns() {
         feature_view: "driver_hourly_stats".into(),
         columns,
         to: PushTarget::Online as i32,
+        deleted: Vec::new(),
     };
     let err = serving
         .push_features(push(columns.clone()))

@@ -175,6 +175,7 @@ fn request() -> impl Strategy<Value = Request> {
             feature_view,
             columns,
             to,
+            deleted: Vec::new(),
         })
     });
     let search = (name(), ".{0,20}", any::<u32>(), name()).prop_map(|(index, text, k, version)| {

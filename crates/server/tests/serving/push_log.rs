@@ -28,6 +28,7 @@ fn push(driver: i64, ts: i64, rate: f32, to: PushTarget) -> PushFeaturesRequest 
             ("conv_rate".into(), column(v(value::Kind::FloatVal(rate)))),
         ]),
         to: to as i32,
+        deleted: Vec::new(),
     }
 }
 
@@ -114,4 +115,106 @@ async fn pushes_reach_the_stores_their_target_names_and_training_sets_read_the_l
     let got = serving.get_online_features(online).await.unwrap();
     assert_eq!(got.results[1].statuses[2], FieldStatus::Present as i32);
     assert_eq!(got.results[1].values[2], v(value::Kind::FloatVal(0.5)));
+}
+
+fn delete(driver: i64, ts: i64, to: PushTarget) -> PushFeaturesRequest {
+    let mut req = push(driver, ts, 0.0, to);
+    req.columns.remove("conv_rate");
+    req.deleted = vec![true];
+    req
+}
+
+/// A delete is an event: from its time on the entity has no value, in training sets (null) and
+/// online (NOT_FOUND); before it the older value still answers; a late push of an older value does
+/// not bring the entity back; materialization carries the delete from the log to the online store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_event_hides_older_values_from_its_time_on_in_every_path() {
+    let fx = Fixture::new("online_store: {type: embedded, path: data/online}");
+    let store = fx.store().await;
+    let serving =
+        Serving::new(fx.registry(), Arc::clone(&store)).with_push_log(fx.dir.join("data/push_log"));
+    let hour = 3_600_000_000_000i64;
+    let t = fx.data_end + hour;
+    for (driver, to) in [
+        (901, PushTarget::OnlineAndOffline),
+        (902, PushTarget::Offline),
+    ] {
+        serving
+            .push_features(push(driver, t, 0.75, to))
+            .await
+            .unwrap();
+        let r = serving
+            .push_features(delete(driver, t + hour, to))
+            .await
+            .unwrap();
+        assert_eq!(r.logged, 1);
+    }
+    // Older than the delete: the store keeps the delete.
+    let late = serving
+        .push_features(push(901, t + hour / 2, 0.5, PushTarget::Online))
+        .await
+        .unwrap();
+    assert_eq!((late.written, late.skipped), (0, 1));
+
+    let read = |as_of: i64| {
+        let mut r = request(
+            &["driver_hourly_stats:conv_rate"],
+            &[(
+                "driver_id",
+                vec![v(value::Kind::Int64Val(901)), v(value::Kind::Int64Val(902))],
+            )],
+        );
+        r.as_of = Some(timestamp(as_of));
+        r
+    };
+    let got = serving
+        .get_online_features(read(t + 2 * hour))
+        .await
+        .unwrap();
+    assert_eq!(got.results[1].statuses[0], FieldStatus::NotFound as i32);
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("driver_id", DataType::Int64, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+    ]));
+    let times = [t, t + hour - 1, t + hour, t + 3 * hour];
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(vec![901; 4])),
+            Arc::new(TimestampNanosecondArray::from(times.to_vec()).with_timezone("UTC")),
+        ],
+    )
+    .unwrap();
+    let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
+    let catalog = fx.registry().catalog();
+    let req = FeatureRequest::resolve(&catalog, &["driver_hourly_stats:conv_rate".into()], false)
+        .unwrap();
+    let table = OfflineStore::new(&fx.dir)
+        .training_set(&entities, &req, &TrainingSetOptions::default())
+        .await
+        .unwrap();
+    let rate: Vec<Option<f32>> = table
+        .column_by_name("conv_rate")
+        .unwrap()
+        .as_primitive::<Float32Type>()
+        .iter()
+        .collect();
+    assert_eq!(rate, [Some(0.75), Some(0.75), None, None]);
+
+    // 902 was pushed offline only: materializing the window with its value and its delete leaves
+    // it NOT_FOUND online; a window ending before the delete makes its value visible.
+    fx.materialize(store.as_ref(), t - hour, t + 1).await;
+    let got = serving.get_online_features(read(t + 1)).await.unwrap();
+    assert_eq!(got.results[1].values[1], v(value::Kind::FloatVal(0.75)));
+    fx.materialize(store.as_ref(), t, t + 2 * hour).await;
+    let got = serving
+        .get_online_features(read(t + 2 * hour))
+        .await
+        .unwrap();
+    assert_eq!(got.results[1].statuses[1], FieldStatus::NotFound as i32);
 }

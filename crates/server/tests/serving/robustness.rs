@@ -149,6 +149,7 @@ fn push(ts_ns: i64, rate: f32) -> PushFeaturesRequest {
         feature_view: "driver_hourly_stats".into(),
         columns,
         to: PushTarget::Online as i32,
+        deleted: Vec::new(),
     }
 }
 
@@ -192,6 +193,7 @@ pub(crate) async fn pushes_never_regress(fx: &Fixture) {
             feature_view: "driver_hourly_stats".into(),
             columns: HashMap::new(),
             to: PushTarget::Online as i32,
+            deleted: Vec::new(),
         })
         .await
         .unwrap_err();

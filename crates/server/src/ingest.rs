@@ -1,0 +1,232 @@
+//! The one write path for changes to a view: rows (and delete events) go to the offline push log
+//! and to the online store, in that order. `PushFeatures` and the PostgreSQL stream both call
+//! [`write_rows`], so what training reads and what serving answers come from the same events.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use asof_core::ResolvedView;
+use asof_core::keys::{KeyValue, encode_entity_key, store_key};
+use asof_core::value::{StoredRow, Value, encode_delete};
+use asof_online::OnlineStore;
+use datafusion::arrow::array::ArrayRef;
+
+use crate::error::{ServerError, ServerResult};
+
+/// One view's changes, column by column: one entry per row in each.
+#[derive(Debug, Default, Clone)]
+pub struct ViewRows {
+    /// Per join key (the view's order): the key's values.
+    pub keys: Vec<Vec<KeyValue>>,
+    pub event_ts: Vec<i64>,
+    pub created_ts: Vec<Option<i64>>,
+    /// Per feature (the view's order): its values; a delete event's are null.
+    pub features: Vec<Vec<Value>>,
+    /// Which rows are delete events.
+    pub deleted: Vec<bool>,
+}
+
+impl ViewRows {
+    /// Empty columns shaped for `view`, with room for `rows`.
+    pub fn for_view(view: &ResolvedView, rows: usize) -> Self {
+        ViewRows {
+            keys: vec![Vec::with_capacity(rows); view.join_keys.len()],
+            event_ts: Vec::with_capacity(rows),
+            created_ts: Vec::with_capacity(rows),
+            features: vec![Vec::with_capacity(rows); view.view.features.len()],
+            deleted: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.event_ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event_ts.is_empty()
+    }
+
+    /// Appends a value row (`features` in the view's order) or, with `features: None`, a delete
+    /// event.
+    pub fn push(
+        &mut self,
+        keys: Vec<KeyValue>,
+        event_ts: i64,
+        created_ts: Option<i64>,
+        features: Option<Vec<Value>>,
+    ) {
+        for (column, k) in self.keys.iter_mut().zip(keys) {
+            column.push(k);
+        }
+        self.event_ts.push(event_ts);
+        self.created_ts.push(created_ts);
+        self.deleted.push(features.is_none());
+        match features {
+            Some(values) => {
+                for (column, v) in self.features.iter_mut().zip(values) {
+                    column.push(v);
+                }
+            }
+            None => {
+                for column in &mut self.features {
+                    column.push(Value::Null);
+                }
+            }
+        }
+    }
+}
+
+/// Where a write goes.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// The push log's root folder, when the write goes offline.
+    pub push_log: Option<PathBuf>,
+    pub online: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows the online store took; the rest were not newer than what it holds.
+    pub online: usize,
+    pub skipped: usize,
+    /// Rows appended to the push log, durably.
+    pub logged: usize,
+}
+
+/// Writes `rows` of `view` (of `project`) where `targets` say: the push log first, synced, then the
+/// online store, whose never-regress rule makes a retried or replayed write harmless. Returns once
+/// both are durable.
+pub async fn write_rows(
+    store: &dyn OnlineStore,
+    project: &str,
+    view: &ResolvedView,
+    rows: ViewRows,
+    targets: &Targets,
+) -> ServerResult<Written> {
+    let n = rows.len();
+    if n == 0 {
+        return Ok(Written::default());
+    }
+    let online_rows = if targets.online {
+        online_rows(project, view, &rows)
+    } else {
+        Vec::new()
+    };
+    let mut written = Written::default();
+    if let Some(root) = &targets.push_log {
+        let batch = log_batch(view, rows)?;
+        let root = root.clone();
+        let resolved = view.clone();
+        tokio::task::spawn_blocking(move || {
+            asof_offline::push_log::append(&root, &resolved, &batch)
+        })
+        .await
+        .map_err(|e| ServerError::Transport(e.to_string()))??;
+        written.logged = n;
+    }
+    if targets.online {
+        written.online = store.write(online_rows).await?;
+        written.skipped = n - written.online;
+    }
+    Ok(written)
+}
+
+/// The rows as the online store keeps them: key bytes and the stored row or delete event.
+fn online_rows(project: &str, view: &ResolvedView, rows: &ViewRows) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in 0..rows.len() {
+        let keys: Vec<&KeyValue> = rows.keys.iter().map(|c| &c[row]).collect();
+        let key = store_key(project, &view.view.name, &encode_entity_key(&names, &keys));
+        let (event_ts, created_ts) = (rows.event_ts[row], rows.created_ts[row]);
+        let value = if rows.deleted[row] {
+            encode_delete(event_ts, created_ts)
+        } else {
+            StoredRow {
+                event_ts,
+                created_ts,
+                features: view
+                    .view
+                    .features
+                    .iter()
+                    .zip(&rows.features)
+                    .map(|(f, column)| (f.name.clone(), column[row].clone()))
+                    .collect(),
+            }
+            .encode()
+        };
+        out.push((key, value));
+    }
+    out
+}
+
+/// The rows as a push log batch, in the source's column names.
+fn log_batch(
+    view: &ResolvedView,
+    rows: ViewRows,
+) -> ServerResult<datafusion::arrow::array::RecordBatch> {
+    let mut keys = Vec::with_capacity(rows.keys.len());
+    for (name, column) in view.join_keys.iter().zip(rows.keys) {
+        keys.push((name.clone(), key_array(name, column)?));
+    }
+    let mut features = Vec::with_capacity(rows.features.len());
+    for (f, column) in view.view.features.iter().zip(rows.features) {
+        features.push((
+            f.name.clone(),
+            asof_offline::types::values_to_array(&f.dtype, &column)?,
+        ));
+    }
+    let created = view
+        .source
+        .created_timestamp_field
+        .is_some()
+        .then_some(rows.created_ts);
+    Ok(asof_offline::push_log::batch(
+        view,
+        keys,
+        rows.event_ts,
+        created,
+        features,
+        rows.deleted,
+    )?)
+}
+
+/// A key column as an Arrow array: integers as int64, strings, or bytes, one type for all.
+fn key_array(name: &str, values: Vec<KeyValue>) -> ServerResult<ArrayRef> {
+    use datafusion::arrow::array::{BinaryArray, Int64Array, StringArray};
+    let mixed = || {
+        ServerError::InvalidArgument(format!(
+            "join key column `{name}` mixes value types; send one type for every row"
+        ))
+    };
+    Ok(match values.first() {
+        None | Some(KeyValue::Int(_)) => Arc::new(
+            values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Int(i) => Ok(*i),
+                    _ => Err(mixed()),
+                })
+                .collect::<ServerResult<Int64Array>>()?,
+        ),
+        Some(KeyValue::Str(_)) => Arc::new(
+            values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Str(s) => Ok(Some(s.as_str())),
+                    _ => Err(mixed()),
+                })
+                .collect::<ServerResult<StringArray>>()?,
+        ),
+        Some(KeyValue::Bytes(_)) => Arc::new(
+            values
+                .iter()
+                .map(|v| match v {
+                    KeyValue::Bytes(b) => Ok(Some(b.as_slice())),
+                    _ => Err(mixed()),
+                })
+                .collect::<ServerResult<BinaryArray>>()?,
+        ),
+    })
+}
