@@ -114,9 +114,11 @@ impl Repo {
                         "entities",
                         |e| &e.name,
                     );
+                    let mut sources = defs.sources;
+                    sources.iter_mut().for_each(Source::normalize);
                     attach(
                         &mut repo.sources,
-                        defs.sources,
+                        sources,
                         &rel,
                         &text,
                         "sources",

@@ -36,13 +36,50 @@ pub struct Entity {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Where a view's rows come from: Parquet with an event timestamp per row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What kind of store a source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    /// Parquet or CSV files under the repo.
+    #[default]
+    File,
+    /// A PostgreSQL table followed by logical replication (`asof stream`); its rows reach the
+    /// offline store through the push log.
+    Postgres,
+}
+
+impl SourceType {
+    pub fn is_file(&self) -> bool {
+        *self == SourceType::File
+    }
+}
+
+/// The column a PostgreSQL source's rows carry their transaction's commit time in: the event time
+/// when the source names no `timestamp_field`, else the created time (later commits win ties).
+pub const COMMIT_TIME_COLUMN: &str = "_asof_commit_time";
+
+/// A PostgreSQL table to follow: where it is and how to log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresTable<'a> {
+    /// `postgresql://user@host:port/database` (no password: it comes from `password_env`).
+    pub connection: &'a str,
+    pub password_env: Option<&'a str>,
+    /// `schema.table` or `table` (schema `public`).
+    pub table: &'a str,
+}
+
+/// Where a view's rows come from: files with an event timestamp per row, or a PostgreSQL table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     pub name: String,
+    #[serde(rename = "type", default, skip_serializing_if = "SourceType::is_file")]
+    pub kind: SourceType,
     /// A Parquet file, a directory of Parquet files, or a glob; relative to the repo folder.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    /// Required for files. For PostgreSQL: optional, defaulting to the commit time.
+    #[serde(default)]
     pub timestamp_field: String,
     /// Breaks ties between rows with equal event timestamps (the later-created row wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,9 +89,42 @@ pub struct Source {
     pub field_mapping: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// PostgreSQL: the connection URL (no password in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// PostgreSQL: the environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// PostgreSQL: the table, `schema.table` or `table`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 impl Source {
+    /// The table a PostgreSQL source follows (validation guarantees connection and table).
+    pub fn postgres(&self) -> Option<PostgresTable<'_>> {
+        match (self.kind, &self.connection, &self.table) {
+            (SourceType::Postgres, Some(connection), Some(table)) => Some(PostgresTable {
+                connection,
+                password_env: self.password_env.as_deref(),
+                table,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Fills what a PostgreSQL source leaves implicit: its event time is the commit time unless it
+    /// names a column, and then the commit time breaks ties.
+    pub fn normalize(&mut self) {
+        if self.kind == SourceType::Postgres {
+            if self.timestamp_field.is_empty() {
+                self.timestamp_field = COMMIT_TIME_COLUMN.into();
+            } else if self.created_timestamp_field.is_none() {
+                self.created_timestamp_field = Some(COMMIT_TIME_COLUMN.into());
+            }
+        }
+    }
+
     /// The source column that holds feature `feature` (the reverse of `field_mapping`).
     pub fn column_for_feature<'a>(&'a self, feature: &'a str) -> &'a str {
         self.field_mapping
@@ -139,10 +209,66 @@ pub struct DocumentIndex {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentSource {
+    #[serde(rename = "type", default, skip_serializing_if = "SourceType::is_file")]
+    pub kind: SourceType,
     /// A JSON-lines file or a directory of them (`jsonl`), or a directory of `.md` files
     /// (`markdown`); relative to the repo folder.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
-    pub format: DocumentFormat,
+    /// Required for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DocumentFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// PostgreSQL: the column of doc ids (default `doc_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_column: Option<String>,
+    /// PostgreSQL: the column of document text (default `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_column: Option<String>,
+    /// PostgreSQL: the column of each document's last change (default: the commit time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_column: Option<String>,
+}
+
+impl DocumentSource {
+    /// Files of `format` at `path`.
+    pub fn files(path: impl Into<String>, format: DocumentFormat) -> Self {
+        DocumentSource {
+            kind: SourceType::File,
+            path: path.into(),
+            format: Some(format),
+            connection: None,
+            password_env: None,
+            table: None,
+            id_column: None,
+            text_column: None,
+            updated_at_column: None,
+        }
+    }
+
+    pub fn postgres(&self) -> Option<PostgresTable<'_>> {
+        match (self.kind, &self.connection, &self.table) {
+            (SourceType::Postgres, Some(connection), Some(table)) => Some(PostgresTable {
+                connection,
+                password_env: self.password_env.as_deref(),
+                table,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn id_column(&self) -> &str {
+        self.id_column.as_deref().unwrap_or("doc_id")
+    }
+
+    pub fn text_column(&self) -> &str {
+        self.text_column.as_deref().unwrap_or("text")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use crate::dtype::DType;
 use crate::error::{CoreError, CoreResult, Diagnostic, did_you_mean};
 use crate::locate;
 use crate::repo::{Located, Repo};
-use crate::spec::{DocumentIndex, EmbeddingProvider, Entity, FeatureView, Source};
+use crate::spec::{DocumentIndex, EmbeddingProvider, Entity, FeatureView, Source, SourceType};
 
 /// A column of a source's data, as an engine sees it.
 #[derive(Debug, Clone)]
@@ -228,9 +228,52 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         }
     }
 
+    for s in &repo.sources {
+        let d = &s.def;
+        let present = [
+            ("connection", d.connection.is_some()),
+            ("password_env", d.password_env.is_some()),
+            ("table", d.table.is_some()),
+        ];
+        check_source_kind(
+            &mut ck,
+            s,
+            &format!("source `{}`", d.name),
+            d.kind,
+            &[("path", !d.path.is_empty()), ("timestamp_field", !d.timestamp_field.is_empty())],
+            &present,
+            d.connection.as_deref(),
+        );
+    }
+    for idx in &repo.document_indexes {
+        let d = &idx.def.source;
+        let present = [
+            ("connection", d.connection.is_some()),
+            ("password_env", d.password_env.is_some()),
+            ("table", d.table.is_some()),
+            ("id_column", d.id_column.is_some()),
+            ("text_column", d.text_column.is_some()),
+            ("updated_at_column", d.updated_at_column.is_some()),
+        ];
+        check_source_kind(
+            &mut ck,
+            idx,
+            &format!("document index `{}`'s source", idx.def.name),
+            d.kind,
+            &[("path", !d.path.is_empty()), ("format", d.format.is_some())],
+            &present,
+            d.connection.as_deref(),
+        );
+    }
+
     // Source schemas, probed once each.
     let mut schemas: HashMap<&str, Option<Vec<ColumnInfo>>> = HashMap::new();
     for s in &repo.sources {
+        if s.def.kind == SourceType::Postgres {
+            // Checked against the table when the stream starts.
+            schemas.insert(s.def.name.as_str(), None);
+            continue;
+        }
         match probe.columns(&repo.dir, &s.def) {
             Ok(cols) => {
                 if let Some(cols) = &cols {
@@ -479,6 +522,74 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
             .insert(d.def.name.clone(), d.def.clone());
     }
     Ok(catalog)
+}
+
+/// A source declares the fields of its kind and no others: files need `file_fields`; PostgreSQL
+/// needs a connection (without a password in it) and a table.
+fn check_source_kind<T>(
+    ck: &mut Checker<'_>,
+    item: &Located<T>,
+    what: &str,
+    kind: SourceType,
+    file_fields: &[(&str, bool)],
+    postgres_fields: &[(&str, bool)],
+    connection: Option<&str>,
+) {
+    let (needed, foreign, kind_name): (Vec<(&str, bool)>, _, _) = match kind {
+        SourceType::File => (
+            file_fields.to_vec(),
+            postgres_fields,
+            "a file source",
+        ),
+        SourceType::Postgres => (
+            postgres_fields
+                .iter()
+                .filter(|(f, _)| *f == "connection" || *f == "table")
+                .copied()
+                .collect(),
+            file_fields,
+            "a `type: postgres` source",
+        ),
+    };
+    for (field, present) in needed {
+        if !present {
+            ck.at(
+                item,
+                None,
+                "source",
+                format!("{what} has no `{field}`, which {kind_name} needs"),
+                Some(match kind {
+                    SourceType::File => "add it, or set `type: postgres` to follow a table".into(),
+                    SourceType::Postgres => "e.g. `connection: postgresql://asof@127.0.0.1:5432/rides` and `table: public.driver_stats`".into(),
+                }),
+            );
+        }
+    }
+    for (field, present) in foreign {
+        // A PostgreSQL source may name its event column; a file source may not name a table.
+        if *present && !(kind == SourceType::Postgres && *field == "timestamp_field") {
+            ck.at(
+                item,
+                Some(field),
+                field,
+                format!("{what}: `{field}` does not apply to {kind_name}"),
+                Some("remove it, or set the source's `type` to the kind it belongs to".into()),
+            );
+        }
+    }
+    if let Some(url) = connection
+        && let Some(rest) = url.split_once("://").map(|(_, r)| r)
+        && let Some((userinfo, _)) = rest.split_once('@')
+        && userinfo.contains(':')
+    {
+        ck.at(
+            item,
+            Some("connection"),
+            url,
+            format!("{what}: the connection URL holds a password; repo files are not the place for it"),
+            Some("remove it from the URL and name an environment variable with `password_env`".into()),
+        );
+    }
 }
 
 fn check_source_columns(ck: &mut Checker<'_>, s: &Located<Source>, cols: &[ColumnInfo]) {

@@ -79,6 +79,7 @@ fn setup(dir: &std::path::Path, entities: usize, features: usize) -> (Catalog, E
             created_timestamp_field: Some("created".into()),
             field_mapping: BTreeMap::new(),
             description: String::new(),
+            ..Default::default()
         },
     );
     c.feature_views.insert(

@@ -53,9 +53,13 @@ pub async fn scan_view(
     bounds: TimeBounds,
     push_log: Option<&Path>,
 ) -> OfflineResult<DataFrame> {
-    // The files `apply` probed: one listing for both.
-    let source =
-        list(repo_dir, &view.source.path).map_err(|e| source_error(view, &view.source.path, e))?;
+    // The files `apply` probed: one listing for both. A PostgreSQL source has none: the stream
+    // writes its rows to the push log.
+    let source = if view.source.kind.is_file() {
+        list(repo_dir, &view.source.path).map_err(|e| source_error(view, &view.source.path, e))?
+    } else {
+        None
+    };
     let pushed_dir = push_log.map(|root| crate::push_log::view_dir(root, &view.view.name));
     let pushed = match &pushed_dir {
         Some(dir) => list(repo_dir, &dir.to_string_lossy())

@@ -67,10 +67,7 @@ fn spec() -> DocumentIndex {
     DocumentIndex {
         name: "bench".into(),
         entity: "document".into(),
-        source: DocumentSource {
-            path: "docs".into(),
-            format: DocumentFormat::Jsonl,
-        },
+        source: DocumentSource::files("docs", DocumentFormat::Jsonl),
         chunking: Chunking {
             max_tokens: 120,
             overlap: 20,

@@ -22,7 +22,14 @@ pub struct Document {
 /// records is current would otherwise depend on file order.
 pub fn read_documents(repo_dir: &Path, source: &DocumentSource) -> RetrievalResult<Vec<Document>> {
     let root = repo_dir.join(&source.path);
-    let ext = match source.format {
+    let Some(format) = source.format.filter(|_| source.kind.is_file()) else {
+        return Err(RetrievalError::Document {
+            path: root,
+            line: None,
+            message: "this index follows a PostgreSQL table: `asof stream` (or `asof serve --stream`) keeps it in sync".into(),
+        });
+    };
+    let ext = match format {
         DocumentFormat::Jsonl => "jsonl",
         DocumentFormat::Markdown => "md",
     };
@@ -42,7 +49,7 @@ pub fn read_documents(repo_dir: &Path, source: &DocumentSource) -> RetrievalResu
     };
     let mut docs = Vec::new();
     for f in &files {
-        match source.format {
+        match format {
             DocumentFormat::Jsonl => read_jsonl(f, &mut docs)?,
             DocumentFormat::Markdown => docs.push(read_markdown(&root, f)?),
         }

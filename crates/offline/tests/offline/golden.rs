@@ -61,6 +61,7 @@ fn setup(dir: &Path, rows: &[(i64, i64, i64, Option<f32>)], ttl: &str) -> Catalo
             created_timestamp_field: Some("created".into()),
             field_mapping: [("rate".to_string(), "conv_rate".to_string())].into(),
             description: String::new(),
+            ..Default::default()
         },
     );
     c.feature_views.insert(

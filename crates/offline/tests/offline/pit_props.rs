@@ -156,6 +156,7 @@ fn catalog(ttl_a: Ttl, ttl_b: Ttl) -> Catalog {
                 created_timestamp_field: Some("created".into()),
                 field_mapping: BTreeMap::new(),
                 description: String::new(),
+                ..Default::default()
             },
         );
         c.feature_views.insert(

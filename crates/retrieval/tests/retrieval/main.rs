@@ -14,10 +14,7 @@ pub fn spec(model: &str) -> DocumentIndex {
     DocumentIndex {
         name: "help".into(),
         entity: "document".into(),
-        source: DocumentSource {
-            path: "docs".into(),
-            format: DocumentFormat::Jsonl,
-        },
+        source: DocumentSource::files("docs", DocumentFormat::Jsonl),
         chunking: Chunking {
             max_tokens: 8,
             overlap: 0,

@@ -242,7 +242,7 @@ fn markdown_documents_are_ids_by_path_with_their_title_as_metadata() {
     std::fs::write(dir.path().join("md/notes.txt"), "not a markdown file").unwrap();
     let mut s = spec("hashing-v1");
     s.source.path = "md".into();
-    s.source.format = asof_core::spec::DocumentFormat::Markdown;
+    s.source.format = Some(asof_core::spec::DocumentFormat::Markdown);
     let store = store(dir.path());
     let r = store.sync(dir.path(), &s).unwrap();
     assert_eq!(r.versions[0].documents, 2);
