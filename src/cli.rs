@@ -105,7 +105,21 @@ pub enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Also follow the repo's PostgreSQL sources and indexes (as `asof stream` does), with
+        /// their metrics on the metrics endpoint.
+        #[arg(long)]
+        stream: bool,
     },
+    /// Follow the repo's PostgreSQL sources and indexes by logical replication: every insert,
+    /// update and delete reaches the online store, the offline push log and the indexes.
+    Stream {
+        /// Only these sources or indexes (comma-separated); default: all of them.
+        #[arg(long, value_delimiter = ',')]
+        sources: Vec<String>,
+    },
+    /// One screen for the repo: views, indexes and streams, with their lag. Exits 3 when
+    /// something breaks its `freshness.max_lag`.
+    Status(FormatArg),
     /// Ask a running server for online features.
     Query(QueryArgs),
     /// Push rows from a file to a view: to the online store and the view's offline push log.

@@ -27,12 +27,21 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG")
-                .unwrap_or_else(|_| level.into()),
+                .unwrap_or_else(|_| match level {
+                    // A stream's progress (snapshot taken, resumed at an LSN) is worth a line.
+                    "warn" => "warn,asof_stream=info".into(),
+                    other => other.into(),
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<commands::Exit>().is_some() => {
+            let exit = e.downcast_ref::<commands::Exit>().expect("checked");
+            eprintln!("{}", exit.1);
+            ExitCode::from(exit.0)
+        }
         Err(e) => {
             // One line with the cause chain; validation errors list one problem per line.
             eprintln!("error: {e:#}");

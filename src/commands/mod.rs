@@ -5,6 +5,8 @@ mod index;
 mod init;
 mod online;
 mod registry;
+mod status;
+mod stream;
 mod training_set;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,19 @@ impl Ctx {
         Ok(Registry::load_required(&config.registry_path(&self.repo))?)
     }
 }
+
+/// An error that ends the process with its own exit code (after its message), for results a
+/// script branches on: `asof status` exits 3 when something is stale.
+#[derive(Debug)]
+pub struct Exit(pub u8, pub String);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     runtime_with_workers(None)
@@ -103,6 +118,7 @@ pub fn run(cli: Cli) -> Result<()> {
             workers,
             tls_cert,
             tls_key,
+            stream,
         } => runtime_with_workers(workers)?.block_on(online::serve(
             &ctx,
             online::ServeArgs {
@@ -110,8 +126,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 metrics,
                 log_retrievals,
                 tls: tls_cert.zip(tls_key),
+                stream,
             },
         )),
+        Command::Stream { sources } => runtime()?.block_on(stream::run(&ctx, &sources)),
+        Command::Status(f) => runtime()?.block_on(status::run(&ctx, f.output)),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),
         Command::Push {
             view,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -100,6 +101,21 @@ pub struct ServeArgs {
     pub log_retrievals: Option<PathBuf>,
     /// Certificate and key files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Run the repo's streams in this process.
+    pub stream: bool,
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
@@ -108,6 +124,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         metrics,
         log_retrievals,
         tls,
+        stream,
     } = args;
     let config = ctx.config()?;
     let read =
@@ -138,10 +155,26 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         )
     };
     let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
+    let stream_metrics = asof_stream::StreamMetrics::default();
+    let streamed_registry = stream.then(|| registry.snapshot().registry.clone());
+    let stream_store = Arc::clone(&store);
     let mut serving = Serving::following(registry, store)
         .with_indexes(live)
         .with_limits(config.serving.limits.clone())
         .with_push_log(config.offline_store.push_log_root(&ctx.repo));
+    if stream {
+        serving = serving.with_extra_metrics(|r| stream_metrics.register(r));
+    }
+    let streams = match streamed_registry {
+        Some(registry) => {
+            let server_metrics = serving.metrics();
+            let metrics = stream_metrics.with_on_written(Arc::new(move |view: &str, ts: i64| {
+                server_metrics.saw_event(view, ts)
+            }));
+            super::stream::start_beside_server(ctx, &config, &registry, stream_store, metrics)?
+        }
+        None => None,
+    };
     let log = log_retrievals
         .map(|dir| RetrievalLog::new(&dir))
         .transpose()?;
@@ -162,16 +195,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         })
     });
     let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+        shutdown_signal().await;
         eprintln!("shutting down: finishing requests in flight");
     };
     let metrics_listener = asof_server::metrics::Metrics::bind(metrics).await?;
@@ -197,6 +221,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         );
     })
     .await;
+    if let Some((stop, task)) = streams {
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
     metrics_task.abort();
     if let Some(f) = flusher {
         f.abort();

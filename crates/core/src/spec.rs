@@ -161,6 +161,17 @@ pub struct FeatureView {
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// How stale the view's newest online event may be before `asof status` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
+}
+
+/// A staleness bound: `asof status` exits 3 and names what is past it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    /// `30s`, `5m`, `2h`, `1d`.
+    pub max_lag: Ttl,
 }
 
 fn yes() -> bool {
@@ -204,6 +215,9 @@ pub struct DocumentIndex {
     pub reranker_features: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// How far the index may fall behind its source before `asof status` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,6 +44,18 @@ pub fn append(
     view: &ResolvedView,
     batch: &RecordBatch,
 ) -> OfflineResult<Vec<PathBuf>> {
+    append_named(root, view, batch, None)
+}
+
+/// [`append`], naming each day's file `<name>.parquet` when `name` is given: a writer that may
+/// replay what it wrote (a stream after a crash) names files after what they hold, so that it can
+/// find and remove them ([`remove_named`]) before writing them again.
+pub fn append_named(
+    root: &Path,
+    view: &ResolvedView,
+    batch: &RecordBatch,
+    name: Option<&str>,
+) -> OfflineResult<Vec<PathBuf>> {
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
@@ -79,13 +91,16 @@ pub fn append(
         } else {
             take_record_batch(batch, &UInt32Array::from(rows))?
         };
-        let name = format!(
-            "part-{}-{}-{}.parquet",
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = part_dir.join(name);
+        let file = match name {
+            Some(name) => format!("{name}.parquet"),
+            None => format!(
+                "part-{}-{}-{}.parquet",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let path = part_dir.join(file);
         crate::output::write_table(&path, std::slice::from_ref(&part))?;
         // The rename is durable only once the folder is.
         std::fs::File::open(&part_dir)
@@ -94,6 +109,41 @@ pub fn append(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Removes the files of `view`'s log whose names start with `prefix` and whose rest of the name
+/// (without `.parquet`) `remove` picks. Returns how many went.
+pub fn remove_named(
+    root: &Path,
+    view: &str,
+    prefix: &str,
+    remove: impl Fn(&str) -> bool,
+) -> OfflineResult<usize> {
+    let dir = view_dir(root, view);
+    let Ok(days) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for day in days.flatten() {
+        let Ok(files) = std::fs::read_dir(day.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(".parquet"))
+                && remove(rest)
+            {
+                std::fs::remove_file(f.path()).map_err(|e| file_error(&f.path(), e))?;
+                removed += 1;
+            }
+        }
+        std::fs::File::open(day.path())
+            .and_then(|d| d.sync_all())
+            .map_err(|e| file_error(&day.path(), e))?;
+    }
+    Ok(removed)
 }
 
 /// A push's columns as a batch in the source's names: `keys` (name, array), the event timestamps

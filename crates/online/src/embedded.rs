@@ -185,6 +185,18 @@ impl OnlineStore for EmbeddedStore {
         .await
     }
 
+    async fn heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<Vec<Vec<u8>>> {
+        self.blocking(move |conn| {
+            let end = prefix_end(&prefix);
+            let mut stmt = conn.prepare(
+                "SELECT substr(v, 1, ?3) FROM rows WHERE k >= ?1 AND (?2 IS NULL OR k < ?2)",
+            )?;
+            let rows = stmt.query_map(params![prefix, end, len as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
     fn describe(&self) -> String {
         format!("embedded {}", self.path.display())
     }

@@ -27,6 +27,9 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     async fn read(&self, keys: Vec<Vec<u8>>) -> OnlineResult<Vec<Option<Vec<u8>>>>;
     /// Removes every key starting with `prefix` (a deleted view's data). Returns how many.
     async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize>;
+    /// The first `len` bytes of every row under `prefix` (headers, for `asof status`): a full
+    /// scan, not for serving paths.
+    async fn heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<Vec<Vec<u8>>>;
     /// A short description for logs ("redis 127.0.0.1:6379", "embedded data/online").
     fn describe(&self) -> String;
 }

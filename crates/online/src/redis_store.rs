@@ -263,6 +263,47 @@ impl TlsFiles {
 }
 
 impl RedisStore {
+
+    /// Every key starting with `prefix`, SCANned from every primary.
+    async fn keys_with_prefix(&self, prefix: Vec<u8>) -> OnlineResult<Vec<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        // SCAN's MATCH is a glob: the prefix's own glob characters must match themselves.
+        let mut pattern = Vec::with_capacity(prefix.len() + 8);
+        for b in prefix {
+            if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+                pattern.push(b'\\');
+            }
+            pattern.push(b);
+        }
+        pattern.push(b'*');
+        let nodes = match &mut conn {
+            Conn::Single(_) => vec![None],
+            Conn::Cluster(c) => {
+                let listing: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(c)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                primaries(&listing).into_iter().map(Some).collect()
+            }
+        };
+        let mut out = Vec::new();
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys) = conn
+                    .scan_page(node.as_ref(), cursor, &pattern)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                out.extend(keys);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(out)
+    }
     /// Connects to `connection_string`: one URL (`redis://`, `rediss://` for TLS, password in the
     /// URL), or several comma-separated URLs of Redis Cluster nodes.
     pub async fn connect(connection_string: &str, key_ttl: Ttl) -> OnlineResult<Self> {
@@ -476,48 +517,26 @@ impl OnlineStore for RedisStore {
     /// split by slot by the client).
     async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize> {
         let mut conn = self.conn.clone();
-        // SCAN's MATCH is a glob: the prefix's own glob characters must match themselves.
-        let mut pattern = Vec::with_capacity(prefix.len() + 8);
-        for b in prefix {
-            if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
-                pattern.push(b'\\');
-            }
-            pattern.push(b);
-        }
-        pattern.push(b'*');
-        let nodes = match &mut conn {
-            Conn::Single(_) => vec![None],
-            Conn::Cluster(c) => {
-                let listing: String = redis::cmd("CLUSTER")
-                    .arg("NODES")
-                    .query_async(c)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                primaries(&listing).into_iter().map(Some).collect()
-            }
-        };
         let mut deleted = 0;
-        for node in nodes {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys) = conn
-                    .scan_page(node.as_ref(), cursor, &pattern)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                if !keys.is_empty() {
-                    let n: usize = conn
-                        .cmd(redis::cmd("UNLINK").arg(&keys))
-                        .await
-                        .map_err(|e| self.error(e))?;
-                    deleted += n;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+        for keys in self.keys_with_prefix(prefix).await?.chunks(1000) {
+            let n: usize = conn
+                .cmd(redis::cmd("UNLINK").arg(keys))
+                .await
+                .map_err(|e| self.error(e))?;
+            deleted += n;
         }
         Ok(deleted)
+    }
+
+    async fn heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for keys in self.keys_with_prefix(prefix).await?.chunks(1000) {
+            for mut v in self.read(keys.to_vec()).await?.into_iter().flatten() {
+                v.truncate(len);
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     fn describe(&self) -> String {

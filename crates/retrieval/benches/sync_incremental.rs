@@ -85,6 +85,7 @@ fn spec() -> DocumentIndex {
         metric: Metric::Cosine,
         reranker_features: vec![],
         description: String::new(),
+        freshness: None,
     }
 }
 

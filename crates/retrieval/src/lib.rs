@@ -26,4 +26,4 @@ pub use error::{RetrievalError, RetrievalResult};
 pub use live::LiveIndexes;
 pub use search::{Hit, LoadedVersion, Query};
 pub use store::IndexStore;
-pub use sync::{SyncReport, VersionSync};
+pub use sync::{Corpus, DocumentChanges, SyncReport, VersionSync};

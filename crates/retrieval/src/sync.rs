@@ -61,11 +61,64 @@ fn content_hash(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
 }
 
+/// What a sync reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Corpus<'a> {
+    /// Every document: chunks of documents not listed are deleted.
+    Full(&'a [Document]),
+    /// Only some documents changed (a stream's batch): the rest stay as indexed.
+    Changes(&'a DocumentChanges),
+}
+
+/// Changes to some documents of an index, in the order they happened (a later change of a
+/// document replaces an earlier one before this is built).
+#[derive(Debug, Clone, Default)]
+pub struct DocumentChanges {
+    /// Documents with new text (or new documents): re-chunked; only changed chunks are embedded.
+    pub upserts: Vec<Document>,
+    /// Documents whose text did not change (e.g. an unchanged TOASTed column) but whose version
+    /// or metadata did: their chunks are refreshed, nothing is embedded. `text` is ignored.
+    pub refreshed: Vec<Document>,
+    /// Doc ids deleted: their chunks become tombstones.
+    pub deletes: Vec<String>,
+}
+
+impl DocumentChanges {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.refreshed.is_empty() && self.deletes.is_empty()
+    }
+
+    fn touches(&self, doc_id: &str) -> bool {
+        self.upserts.iter().any(|d| d.doc_id == doc_id) || self.deletes.iter().any(|d| d == doc_id)
+    }
+}
+
 impl IndexStore {
-    /// Syncs `spec`'s index: the version built from the current definition (created beside the
-    /// live one when the model or chunker changed), and the live version with its own recorded
-    /// definition, so it keeps serving fresh results until a promote.
+    /// Syncs `spec`'s index from its source files: see [`IndexStore::sync_corpus`].
     pub fn sync(&self, repo_dir: &Path, spec: &DocumentIndex) -> RetrievalResult<SyncReport> {
+        let docs = read_documents(repo_dir, &spec.source)?;
+        self.sync_corpus(spec, Corpus::Full(&docs))
+    }
+
+    /// Applies changes to some documents to the index's live version and the version of the
+    /// current definition, where they exist (a stream starts from a full sync, which makes them).
+    pub fn apply_changes(
+        &self,
+        spec: &DocumentIndex,
+        changes: &DocumentChanges,
+    ) -> RetrievalResult<SyncReport> {
+        self.sync_corpus(spec, Corpus::Changes(changes))
+    }
+
+    /// Syncs `spec`'s index with `corpus`: the version built from the current definition (created
+    /// beside the live one when the model or chunker changed, from a full corpus only), and the
+    /// live version with its own recorded definition, so it keeps serving fresh results until a
+    /// promote.
+    pub fn sync_corpus(
+        &self,
+        spec: &DocumentIndex,
+        corpus: Corpus<'_>,
+    ) -> RetrievalResult<SyncReport> {
         let dir = self.index_dir(&spec.name);
         std::fs::create_dir_all(&dir.dir).map_err(|e| RetrievalError::io(&dir.dir, e))?;
         let _lock = dir.try_sync_lock("run the sync again")?;
@@ -78,7 +131,6 @@ impl IndexStore {
             versions: BTreeMap::new(),
             updated_at: now,
         });
-        let docs = read_documents(repo_dir, &spec.source)?;
         let cache = EmbeddingCache::open(&self.cache_path())?;
 
         let target = match manifest
@@ -87,6 +139,10 @@ impl IndexStore {
             .find(|v| v.built_from(&spec.embedding, &spec.chunking, spec.metric))
         {
             Some(v) => v.id.clone(),
+            // Changes alone cannot build a version: the unchanged documents are not in them.
+            None if matches!(corpus, Corpus::Changes(_)) => {
+                return Err(RetrievalError::NotSynced(spec.name.clone()));
+            }
             None => {
                 let id = next_version_id(&manifest);
                 manifest.versions.insert(
@@ -125,7 +181,7 @@ impl IndexStore {
             let meta = manifest.versions[&id].clone();
             let embedder = embedder_for(&meta.embedding)?;
             let (meta, mut stats) =
-                sync_version(&dir, meta, &docs, embedder.as_ref(), &cache, now)?;
+                sync_version(&dir, meta, corpus, embedder.as_ref(), &cache, now)?;
             stats.live = manifest.live.as_deref() == Some(id.as_str());
             manifest.versions.insert(id.clone(), meta);
             report.versions.push(stats);
@@ -200,7 +256,7 @@ struct Planned<'d> {
 fn sync_version(
     dir: &IndexDir,
     mut meta: VersionMeta,
-    docs: &[Document],
+    corpus: Corpus<'_>,
     embedder: &dyn Embedder,
     cache: &EmbeddingCache,
     now: DateTime<Utc>,
@@ -215,6 +271,20 @@ fn sync_version(
         .enumerate()
         .map(|(i, p)| (p.chunk_id.as_str(), i))
         .collect();
+
+    let docs: &[Document] = match corpus {
+        Corpus::Full(docs) => docs,
+        Corpus::Changes(c) => &c.upserts,
+    };
+    // Whether a previous point's document is one this sync looks at: others stay as they are.
+    let in_scope = |doc_id: &str| match corpus {
+        Corpus::Full(_) => true,
+        Corpus::Changes(c) => c.touches(doc_id),
+    };
+    let refreshed: HashMap<&str, &Document> = match corpus {
+        Corpus::Full(_) => HashMap::new(),
+        Corpus::Changes(c) => c.refreshed.iter().map(|d| (d.doc_id.as_str(), d)).collect(),
+    };
 
     // Classify every chunk of the corpus against the previous generation.
     let mut stats = VersionSync {
@@ -273,12 +343,28 @@ fn sync_version(
             }
         }
     }
-    stats.deleted = current
-        .points
-        .iter()
-        .filter(|p| !seen.contains(&p.chunk_id))
-        .count();
+    // Points of documents out of scope: kept as they are, or refreshed from a new version.
+    let mut untouched: Vec<(usize, Option<&Document>)> = Vec::new();
+    for (i, p) in current.points.iter().enumerate() {
+        if in_scope(&p.doc_id) {
+            if !seen.contains(&p.chunk_id) {
+                stats.deleted += 1;
+            }
+            continue;
+        }
+        let doc = refreshed.get(p.doc_id.as_str()).copied();
+        match doc {
+            Some(d) if d.version != p.doc_version || d.metadata != p.metadata => {
+                stats.refreshed += 1;
+            }
+            _ => stats.unchanged += 1,
+        }
+        untouched.push((i, doc));
+    }
     if stats.added + stats.changed + stats.deleted + stats.refreshed == 0 && !created {
+        if matches!(corpus, Corpus::Changes(_)) {
+            stats.documents = meta.documents;
+        }
         meta.synced_at = now;
         stats.tombstones = meta.tombstones();
         stats.seconds = started.elapsed().as_secs_f64();
@@ -305,8 +391,17 @@ fn sync_version(
     }
 
     // The new generation's points: kept ones keep their ids, new and changed ones get new ids.
-    let mut points = Vec::with_capacity(keep.len() + fresh.len());
+    let mut points = Vec::with_capacity(untouched.len() + keep.len() + fresh.len());
     let mut vectors: Vec<&[f32]> = Vec::with_capacity(points.capacity());
+    for &(i, doc) in &untouched {
+        let mut p = current.points[i].clone();
+        if let Some(d) = doc {
+            p.doc_version.clone_from(&d.version);
+            p.metadata.clone_from(&d.metadata);
+        }
+        points.push(p);
+        vectors.push(&current.vectors[i * dims..(i + 1) * dims]);
+    }
     for k in &keep {
         let i = k.previous.expect("kept points have a previous point");
         let mut p = current.points[i].clone();
@@ -382,7 +477,15 @@ fn sync_version(
 
     meta.generation = generation;
     meta.points = points.len();
-    meta.documents = docs.len();
+    meta.documents = match corpus {
+        Corpus::Full(docs) => docs.len(),
+        Corpus::Changes(_) => points
+            .iter()
+            .map(|p| p.doc_id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+    };
+    stats.documents = meta.documents;
     meta.synced_at = now;
     stats.generation = generation;
     stats.tombstones = meta.tombstones();

@@ -82,6 +82,9 @@ pub struct Targets {
     /// The push log's root folder, when the write goes offline.
     pub push_log: Option<PathBuf>,
     pub online: bool,
+    /// The push log file's name (per event day), for writers that replay: see
+    /// `asof_offline::push_log::append_named`. `None`: a unique name.
+    pub log_name: Option<String>,
 }
 
 /// What a write did.
@@ -92,6 +95,8 @@ pub struct Written {
     pub skipped: usize,
     /// Rows appended to the push log, durably.
     pub logged: usize,
+    /// The newest event time among the rows (for freshness).
+    pub newest_event: Option<i64>,
 }
 
 /// Writes `rows` of `view` (of `project`) where `targets` say: the push log first, synced, then the
@@ -113,13 +118,17 @@ pub async fn write_rows(
     } else {
         Vec::new()
     };
-    let mut written = Written::default();
+    let mut written = Written {
+        newest_event: rows.event_ts.iter().copied().max(),
+        ..Written::default()
+    };
     if let Some(root) = &targets.push_log {
         let batch = log_batch(view, rows)?;
         let root = root.clone();
         let resolved = view.clone();
+        let name = targets.log_name.clone();
         tokio::task::spawn_blocking(move || {
-            asof_offline::push_log::append(&root, &resolved, &batch)
+            asof_offline::push_log::append_named(&root, &resolved, &batch, name.as_deref())
         })
         .await
         .map_err(|e| ServerError::Transport(e.to_string()))??;

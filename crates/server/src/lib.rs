@@ -17,5 +17,6 @@ pub mod retrieval;
 pub mod retrieval_log;
 pub mod service;
 pub mod snapshot;
+pub mod status;
 
 pub use error::{ServerError, ServerResult};

@@ -76,10 +76,23 @@ pub struct Metrics {
     /// The served registry: its newest materialized event times give freshness at each scrape.
     served: Arc<FollowedRegistry>,
     freshness: Family<ViewLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Per view, the newest event time written online by this process (pushes, streams): with the
+    /// registry's materializations, the age of the newest online event at each scrape.
+    newest_written: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    newest_age: Family<ViewLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Metrics {
     pub fn new(served: Arc<FollowedRegistry>) -> Self {
+        Self::new_with(served, |_| {})
+    }
+
+    /// [`Metrics::new`], with `extra` registering more metrics (a stream's, when the server runs
+    /// one) into the same endpoint.
+    pub fn new_with(
+        served: Arc<FollowedRegistry>,
+        extra: impl FnOnce(&mut prometheus_client::registry::Registry),
+    ) -> Self {
         let mut registry = prometheus_client::registry::Registry::with_prefix("asof");
         let requests = Family::<RpcLabels, Counter>::default();
         let latency = Family::<RpcOnly, Histogram>::new_with_constructor(|| {
@@ -121,6 +134,13 @@ impl Metrics {
             "Now minus the newest materialized event time, per view",
             freshness.clone(),
         );
+        let newest_age = Family::<ViewLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "view_newest_online_event_age_seconds",
+            "Now minus the newest event time written online (materialized, pushed or streamed), per view",
+            newest_age.clone(),
+        );
+        extra(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -130,7 +150,19 @@ impl Metrics {
             store_errors,
             served,
             freshness,
+            newest_written: Default::default(),
+            newest_age,
         }
+    }
+
+    /// Records that rows of `view` up to event time `ts` (ns) are online now.
+    pub fn saw_event(&self, view: &str, ts: i64) {
+        let mut newest = self
+            .newest_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let slot = newest.entry(view.to_string()).or_insert(ts);
+        *slot = (*slot).max(ts);
     }
 
     /// Records one finished RPC.
@@ -172,9 +204,28 @@ impl Metrics {
         let now = chrono::Utc::now();
         let snap = self.served.snapshot();
         self.freshness.clear();
-        for (view, m) in &snap.registry.materialization {
-            if let Some(newest) = m.newest_event_timestamp {
+        self.newest_age.clear();
+        let written = self
+            .newest_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for view in snap.registry.feature_views.keys() {
+            let materialized = snap
+                .registry
+                .materialization
+                .get(view)
+                .and_then(|m| m.newest_event_timestamp);
+            if let Some(newest) = materialized {
                 self.freshness
+                    .get_or_create(&ViewLabel { view: view.clone() })
+                    .set((now - newest).as_seconds_f64());
+            }
+            let pushed = written
+                .get(view)
+                .map(|&ns| chrono::DateTime::from_timestamp_nanos(ns));
+            if let Some(newest) = materialized.into_iter().chain(pushed).max() {
+                self.newest_age
                     .get_or_create(&ViewLabel { view: view.clone() })
                     .set((now - newest).as_seconds_f64());
             }

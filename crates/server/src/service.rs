@@ -73,6 +73,15 @@ impl Serving {
         }
     }
 
+    /// Serves more metrics beside the server's own (a stream's, with `asof serve --stream`).
+    pub fn with_extra_metrics(
+        mut self,
+        extra: impl FnOnce(&mut prometheus_client::registry::Registry),
+    ) -> Self {
+        self.metrics = Metrics::new_with(Arc::clone(&self.registry), extra);
+        self
+    }
+
     /// Appends pushes that target the offline store to the push log under `root`.
     pub fn with_push_log(mut self, root: std::path::PathBuf) -> Self {
         self.push_log = Some(root);
@@ -510,7 +519,11 @@ impl Serving {
             }
             rows.push(keys, event_ts, created_ts, Some(features));
         }
-        let targets = Targets { push_log, online };
+        let targets = Targets {
+            push_log,
+            online,
+            log_name: None,
+        };
         let written = write_rows(
             self.store.as_ref(),
             &snap.registry.project,
@@ -519,6 +532,9 @@ impl Serving {
             &targets,
         )
         .await?;
+        if let (true, Some(newest)) = (online, written.newest_event) {
+            self.metrics.saw_event(&view.view.name, newest);
+        }
         Ok(PushFeaturesResponse {
             written: written.online as u64,
             skipped: written.skipped as u64,

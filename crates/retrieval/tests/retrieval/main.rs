@@ -32,6 +32,7 @@ pub fn spec(model: &str) -> DocumentIndex {
         metric: Metric::Cosine,
         reranker_features: vec![],
         description: String::new(),
+        freshness: None,
     }
 }
 
