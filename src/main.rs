@@ -26,12 +26,14 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG")
-                .unwrap_or_else(|_| match level {
-                    // A stream's progress (snapshot taken, resumed at an LSN) is worth a line.
-                    "warn" => "warn,asof_stream=info".into(),
+            tracing_subscriber::EnvFilter::try_from_env("ASOF_LOG").unwrap_or_else(
+                |_| match level {
+                    // A stream's progress (snapshot taken, resumed at an LSN) is worth a line;
+                    // the replication client's own error lines repeat what asof reports.
+                    "warn" => "warn,asof_stream=info,pgwire_replication=off".into(),
                     other => other.into(),
-                }),
+                },
+            ),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -53,7 +53,9 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
         );
     } else {
         let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-            t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            t.map_or("-".to_string(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            })
         };
         let lag = |l: Option<f64>, max: Option<u64>| {
             let l = l.map_or("-".to_string(), human);
@@ -81,12 +83,19 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
         }
         if !indexes.is_empty() {
             println!(
-                "\n{:<20} {:<6} {:>9} {:>7}  {:<25}  {:<19}  {:>6}  {}",
-                "INDEX", "LIVE", "DOCUMENTS", "CHUNKS", "NEWEST SOURCE UPDATE", "NEWEST INDEXED", "BEHIND", "LAG"
+                "\n{:<20} {:<6} {:>9} {:>7}  {:<32}  {:<19}  {:>6}  {}",
+                "INDEX",
+                "LIVE",
+                "DOCUMENTS",
+                "CHUNKS",
+                "NEWEST SOURCE UPDATE",
+                "NEWEST INDEXED",
+                "BEHIND",
+                "LAG"
             );
             for i in &indexes {
                 println!(
-                    "{:<20} {:<6} {:>9} {:>7}  {:<25}  {:<19}  {:>6}  {}{}",
+                    "{:<20} {:<6} {:>9} {:>7}  {:<32}  {:<19}  {:>6}  {}{}",
                     i.index,
                     i.live_version.as_deref().unwrap_or("-"),
                     i.documents,
@@ -101,18 +110,20 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
         }
         if !streams.is_empty() {
             println!(
-                "\n{:<20} {:<28} {:<14} {:<14} {:>12}  {:<19}  {}",
+                "\n{:<20} {:<36} {:<14} {:<14} {:>12}  {:<19}  {}",
                 "STREAM", "SLOT", "APPLIED LSN", "SERVER LSN", "LAG BYTES", "LAST COMMIT", "STATE"
             );
             for s in &streams {
                 let state = match (&s.error, s.slot_active) {
-                    (Some(e), _) => format!("unreachable: {e}"),
+                    (Some(e), _) => {
+                        format!("unreachable: {}", e.lines().next().unwrap_or_default())
+                    }
                     (None, Some(true)) => "streaming".into(),
                     (None, _) if !s.snapshot_done => "not started".into(),
                     (None, _) => "stopped".into(),
                 };
                 println!(
-                    "{:<20} {:<28} {:<14} {:<14} {:>12}  {:<19}  {}",
+                    "{:<20} {:<36} {:<14} {:<14} {:>12}  {:<19}  {}",
                     s.name,
                     s.slot,
                     s.applied_lsn.as_deref().unwrap_or("-"),

@@ -15,7 +15,8 @@ pub async fn run(ctx: &Ctx, sources: &[String]) -> Result<()> {
         .await
         .context("opening the online store")?;
     let metrics = StreamMetrics::default();
-    let followers = asof_stream::followers(&ctx.repo, &config, &registry, store, sources, &metrics)?;
+    let followers =
+        asof_stream::followers(&ctx.repo, &config, &registry, store, sources, &metrics)?;
     if followers.is_empty() {
         bail!(
             "nothing to stream: no source or document index has `type: postgres`; declare one and run `asof apply`"

@@ -116,14 +116,9 @@ impl Repo {
                     );
                     let mut sources = defs.sources;
                     sources.iter_mut().for_each(Source::normalize);
-                    attach(
-                        &mut repo.sources,
-                        sources,
-                        &rel,
-                        &text,
-                        "sources",
-                        |s| &s.name,
-                    );
+                    attach(&mut repo.sources, sources, &rel, &text, "sources", |s| {
+                        &s.name
+                    });
                     attach(
                         &mut repo.feature_views,
                         defs.feature_views,

@@ -240,7 +240,10 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
             s,
             &format!("source `{}`", d.name),
             d.kind,
-            &[("path", !d.path.is_empty()), ("timestamp_field", !d.timestamp_field.is_empty())],
+            &[
+                ("path", !d.path.is_empty()),
+                ("timestamp_field", !d.timestamp_field.is_empty()),
+            ],
             &present,
             d.connection.as_deref(),
         );
@@ -536,11 +539,7 @@ fn check_source_kind<T>(
     connection: Option<&str>,
 ) {
     let (needed, foreign, kind_name): (Vec<(&str, bool)>, _, _) = match kind {
-        SourceType::File => (
-            file_fields.to_vec(),
-            postgres_fields,
-            "a file source",
-        ),
+        SourceType::File => (file_fields.to_vec(), postgres_fields, "a file source"),
         SourceType::Postgres => (
             postgres_fields
                 .iter()
@@ -586,8 +585,13 @@ fn check_source_kind<T>(
             item,
             Some("connection"),
             url,
-            format!("{what}: the connection URL holds a password; repo files are not the place for it"),
-            Some("remove it from the URL and name an environment variable with `password_env`".into()),
+            format!(
+                "{what}: the connection URL holds a password; repo files are not the place for it"
+            ),
+            Some(
+                "remove it from the URL and name an environment variable with `password_env`"
+                    .into(),
+            ),
         );
     }
 }

@@ -263,7 +263,6 @@ impl TlsFiles {
 }
 
 impl RedisStore {
-
     /// Every key starting with `prefix`, SCANned from every primary.
     async fn keys_with_prefix(&self, prefix: Vec<u8>) -> OnlineResult<Vec<Vec<u8>>> {
         let mut conn = self.conn.clone();

@@ -124,7 +124,9 @@ pub fn indexes(
             .and_then(|m| m.live.as_ref().and_then(|l| m.versions.get(l)));
         let points = match live {
             Some(meta) if meta.generation > 0 => asof_retrieval::layout::read_points(
-                &store.index_dir(name).generation_dir(&meta.id, meta.generation),
+                &store
+                    .index_dir(name)
+                    .generation_dir(&meta.id, meta.generation),
             )?,
             _ => Vec::new(),
         };

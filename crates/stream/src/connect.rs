@@ -128,7 +128,9 @@ impl Server {
             fix,
         };
         let server = self.display();
-        if lower.contains("password authentication failed") || lower.contains("28p01") || e.is_auth()
+        if lower.contains("password authentication failed")
+            || lower.contains("28p01")
+            || e.is_auth()
         {
             let var = self
                 .password_env
@@ -139,7 +141,9 @@ impl Server {
                 format!("PostgreSQL at {server} refused the password ({var}): {message}"),
                 format!(
                     "set {} to the password of role `{}` (or add `password_env` to the source)",
-                    self.password_env.as_deref().unwrap_or("a variable named by `password_env`"),
+                    self.password_env
+                        .as_deref()
+                        .unwrap_or("a variable named by `password_env`"),
                     self.user
                 ),
             );
@@ -149,8 +153,14 @@ impl Server {
             || lower.contains("must have the replication attribute")
         {
             return config(
-                format!("role `{}` may not start logical replication on {server}", self.user),
-                format!("ALTER ROLE {} REPLICATION;  (as a superuser)", quote_ident(&self.user)),
+                format!(
+                    "role `{}` may not start logical replication on {server}",
+                    self.user
+                ),
+                format!(
+                    "ALTER ROLE {} REPLICATION;  (as a superuser)",
+                    quote_ident(&self.user)
+                ),
             );
         }
         if lower.contains("no pg_hba.conf entry") {
@@ -162,7 +172,8 @@ impl Server {
                 ),
             );
         }
-        if lower.contains("3d000") || (lower.contains("database") && lower.contains("does not exist"))
+        if lower.contains("3d000")
+            || (lower.contains("database") && lower.contains("does not exist"))
         {
             return config(
                 format!("database `{}` does not exist on {server}", self.database),
@@ -219,7 +230,12 @@ mod tests {
     fn urls_parse_into_their_parts_and_refuse_a_password() {
         let s = Server::from_table(&table("postgresql://asof@127.0.0.1:5433/rides"), "s").unwrap();
         assert_eq!(
-            (s.host.as_str(), s.port, s.user.as_str(), s.database.as_str()),
+            (
+                s.host.as_str(),
+                s.port,
+                s.user.as_str(),
+                s.database.as_str()
+            ),
             ("127.0.0.1", 5433, "asof", "rides")
         );
         let s = Server::from_table(&table("postgres://u@db/x?sslmode=disable"), "s").unwrap();

@@ -143,7 +143,10 @@ impl Follower {
         let Some(_lock) = asof_core::lock::FileLock::try_exclusive(&lock_path)? else {
             return Err(StreamError::Config {
                 what: self.what(),
-                message: format!("another process of this repo streams it (it holds {})", lock_path.display()),
+                message: format!(
+                    "another process of this repo streams it (it holds {})",
+                    lock_path.display()
+                ),
                 fix: "stop the other `asof stream` (or `asof serve --stream`)".into(),
             });
         };
@@ -223,14 +226,21 @@ impl Follower {
                 self.snapshot(&mut sql, &columns, &plans).await?
             }
         };
-        client.start().await.map_err(|e| self.server.error(&what, e))?;
+        client
+            .start()
+            .await
+            .map_err(|e| self.server.error(&what, e))?;
         client
             .wait_started()
             .await
             .map_err(|e| self.server.error(&what, e))?;
+        // What PostgreSQL hears as confirmed: a new slot's snapshot point, or the checkpoint. (A
+        // server shutting down waits until the stream confirms all it sent.)
+        client.update_applied_lsn(applied);
         *started = true;
         self.metrics.up.set(1);
-        self.stream(&mut client, &mut plans, applied, shutdown).await
+        self.stream(&mut client, &mut plans, applied, shutdown)
+            .await
     }
 
     fn plans(&self, columns: &[Column]) -> StreamResult<Plans> {
@@ -277,9 +287,15 @@ impl Follower {
     /// Creates the slot inside a repeatable-read transaction that uses its snapshot, reads the
     /// table as of that snapshot into both stores, and checkpoints the slot's consistent point:
     /// the stream continues exactly where the snapshot ends.
-    async fn snapshot(&self, sql: &mut Sql<'_>, columns: &[Column], plans: &Plans) -> StreamResult<Lsn> {
+    async fn snapshot(
+        &self,
+        sql: &mut Sql<'_>,
+        columns: &[Column],
+        plans: &Plans,
+    ) -> StreamResult<Lsn> {
         let started = Instant::now();
-        sql.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", "").await?;
+        sql.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", "")
+            .await?;
         let rows = sql
             .query(
                 &format!(
@@ -329,13 +345,19 @@ impl Follower {
                 match plans {
                     Plans::Views(vp) => {
                         for (i, p) in vp.iter().enumerate() {
-                            for change in p.upsert(&tuple, None, snapshot_ns).map_err(|m| self.change_error(m))? {
+                            for change in p
+                                .upsert(&tuple, None, snapshot_ns)
+                                .map_err(|m| self.change_error(m))?
+                            {
                                 push_change(&mut batch.views[i], change);
                             }
                         }
                         batch.changes += 1;
                     }
-                    Plans::Index(ip) => match ip.upsert(&tuple, snapshot_ns).map_err(|m| self.change_error(m))? {
+                    Plans::Index(ip) => match ip
+                        .upsert(&tuple, snapshot_ns)
+                        .map_err(|m| self.change_error(m))?
+                    {
                         DocChange::Upsert(d) | DocChange::Refresh(d) => docs.push(d),
                         DocChange::Delete(_) => {}
                     },
@@ -355,11 +377,12 @@ impl Follower {
         if let (Target::Index(ix), Plans::Index(_)) = (&self.target, plans) {
             let store = self.indexes.clone();
             let spec = ix.clone();
-            tokio::task::spawn_blocking(move || {
+            let report = tokio::task::spawn_blocking(move || {
                 store.sync_corpus(&spec, asof_retrieval::Corpus::Full(&docs))
             })
             .await
             .map_err(|e| self.change_error(e.to_string()))??;
+            self.count_embedded(&report);
         }
         checkpoint::save(
             &self.checkpoint_path(),
@@ -383,6 +406,14 @@ impl Follower {
             "initial snapshot applied"
         );
         Ok(lsn)
+    }
+
+    fn count_embedded(&self, report: &asof_retrieval::SyncReport) {
+        let embedded: usize = report.versions.iter().map(|v| v.embedded).sum();
+        tracing::debug!(index = %self.name, embedded, "index changes applied");
+        if let Some(m) = &self.index_metrics {
+            m.embedded.inc_by(embedded as u64);
+        }
     }
 
     fn change_error(&self, message: String) -> StreamError {
@@ -453,9 +484,12 @@ impl Follower {
                             docs: Vec::new(),
                         });
                     }
-                    ReplicationEvent::XLogData { data, wal_end: w, .. } => {
+                    ReplicationEvent::XLogData {
+                        data, wal_end: w, ..
+                    } => {
                         wal_end = wal_end.max(w);
-                        let message = pgoutput::decode(&data).map_err(|e| self.change_error(e.to_string()))?;
+                        let message = pgoutput::decode(&data)
+                            .map_err(|e| self.change_error(e.to_string()))?;
                         self.receive(message, plans, txn.as_mut())?;
                     }
                     ReplicationEvent::Commit {
@@ -468,17 +502,24 @@ impl Follower {
                             && end_lsn > applied
                         {
                             let commit_ns = pg_micros_to_unix_nanos(commit_time_micros);
-                            self.commit(t, plans, &mut batch, end_lsn, commit_ns).await?;
+                            self.commit(t, plans, &mut batch, end_lsn, commit_ns)
+                                .await?;
                         }
                     }
-                    ReplicationEvent::KeepAlive { wal_end: w, .. } => {
+                    ReplicationEvent::KeepAlive {
+                        wal_end: w,
+                        reply_requested,
+                        ..
+                    } => {
                         wal_end = wal_end.max(w);
                         // Nothing in flight: everything before the server's position is applied.
+                        // A server asking for a reply may be shutting down, waiting for the
+                        // stream to confirm all it sent: confirm at once.
                         if txn.is_none()
-                            && batch.changes == 0
                             && batch.first_lsn.is_none()
                             && w > applied
-                            && last_idle_checkpoint.elapsed() >= IDLE_CHECKPOINT
+                            && (reply_requested
+                                || last_idle_checkpoint.elapsed() >= IDLE_CHECKPOINT)
                         {
                             self.save_checkpoint(w, None)?;
                             client.update_applied_lsn(w);
@@ -498,15 +539,24 @@ impl Follower {
             self.metrics
                 .lag_bytes
                 .set(wal_end.as_u64().saturating_sub(applied.as_u64()) as i64);
-            let oldest = batch.commits.first().copied().or(txn.as_ref().map(|t| t.commit_ns));
-            self.metrics.lag_seconds.set(oldest.map_or(0.0, |c| {
-                (now_ns() - c).max(0) as f64 / 1e9
-            }));
+            let oldest = batch
+                .commits
+                .first()
+                .copied()
+                .or(txn.as_ref().map(|t| t.commit_ns));
+            self.metrics
+                .lag_seconds
+                .set(oldest.map_or(0.0, |c| (now_ns() - c).max(0) as f64 / 1e9));
         }
     }
 
     /// Turns one row message into the open transaction's changes.
-    fn receive(&self, message: Message, plans: &mut Plans, txn: Option<&mut Txn>) -> StreamResult<()> {
+    fn receive(
+        &self,
+        message: Message,
+        plans: &mut Plans,
+        txn: Option<&mut Txn>,
+    ) -> StreamResult<()> {
         let commit_ns = txn.as_ref().map_or_else(now_ns, |t| t.commit_ns);
         match message {
             Message::Relation(rel) => {
@@ -522,24 +572,38 @@ impl Follower {
                 *plans = self.plans(&columns)?;
             }
             Message::Insert { new, .. } | Message::Update { new, old: None, .. } => {
-                let txn = txn.ok_or_else(|| self.change_error("a row change outside a transaction".into()))?;
+                let txn = txn.ok_or_else(|| {
+                    self.change_error("a row change outside a transaction".into())
+                })?;
                 self.upsert(plans, txn, &new, None, commit_ns)?;
             }
-            Message::Update { new, old: Some(old), .. } => {
-                let txn = txn.ok_or_else(|| self.change_error("a row change outside a transaction".into()))?;
+            Message::Update {
+                new,
+                old: Some(old),
+                ..
+            } => {
+                let txn = txn.ok_or_else(|| {
+                    self.change_error("a row change outside a transaction".into())
+                })?;
                 self.upsert(plans, txn, &new, Some(&old), commit_ns)?;
             }
             Message::Delete { old, .. } => {
-                let txn = txn.ok_or_else(|| self.change_error("a row change outside a transaction".into()))?;
+                let txn = txn.ok_or_else(|| {
+                    self.change_error("a row change outside a transaction".into())
+                })?;
                 match plans {
                     Plans::Views(vp) => {
                         for (i, p) in vp.iter().enumerate() {
-                            txn.views[i].push(p.delete(&old, commit_ns).map_err(|m| self.change_error(m))?);
+                            txn.views[i].push(
+                                p.delete(&old, commit_ns)
+                                    .map_err(|m| self.change_error(m))?,
+                            );
                         }
                     }
-                    Plans::Index(ip) => txn
-                        .docs
-                        .push((ip.delete(&old).map_err(|m| self.change_error(m))?, commit_ns)),
+                    Plans::Index(ip) => txn.docs.push((
+                        ip.delete(&old).map_err(|m| self.change_error(m))?,
+                        commit_ns,
+                    )),
                 }
             }
             Message::Truncate { .. } => {
@@ -564,22 +628,30 @@ impl Follower {
         match plans {
             Plans::Views(vp) => {
                 for (i, p) in vp.iter().enumerate() {
-                    txn.views[i].extend(p.upsert(new, old, commit_ns).map_err(|m| self.change_error(m))?);
+                    txn.views[i].extend(
+                        p.upsert(new, old, commit_ns)
+                            .map_err(|m| self.change_error(m))?,
+                    );
                 }
             }
             Plans::Index(ip) => {
                 if let Some(old) = old {
                     // The doc id changed: the old document goes.
-                    if let (Ok(DocChange::Delete(old_id)), Ok(DocChange::Upsert(d) | DocChange::Refresh(d))) =
-                        (ip.delete(old), ip.upsert(new, commit_ns))
+                    if let (
+                        Ok(DocChange::Delete(old_id)),
+                        Ok(DocChange::Upsert(d) | DocChange::Refresh(d)),
+                    ) = (ip.delete(old), ip.upsert(new, commit_ns))
                         && old_id != d.doc_id
                     {
                         txn.docs.push((DocChange::Delete(old_id), commit_ns));
                     }
                 }
                 let version = ip.version_ns(new, commit_ns);
-                txn.docs
-                    .push((ip.upsert(new, commit_ns).map_err(|m| self.change_error(m))?, version));
+                txn.docs.push((
+                    ip.upsert(new, commit_ns)
+                        .map_err(|m| self.change_error(m))?,
+                    version,
+                ));
             }
         }
         Ok(())
@@ -609,8 +681,12 @@ impl Follower {
                     if let ViewChange::Upsert { keys, features, .. } = &mut change
                         && features.iter().any(Option::is_none)
                     {
-                        let earlier = view_changes[..j].iter().rev().find(|c| c.keys() == keys.as_slice());
-                        self.fill_unchanged(plan, &batch.views[i], earlier, keys, features).await?;
+                        let earlier = view_changes[..j]
+                            .iter()
+                            .rev()
+                            .find(|c| c.keys() == keys.as_slice());
+                        self.fill_unchanged(plan, &batch.views[i], earlier, keys, features)
+                            .await?;
                     }
                     push_change(&mut batch.views[i], change);
                     changes += 1;
@@ -660,13 +736,26 @@ impl Follower {
         if features.iter().any(Option::is_none) {
             let names: Vec<&str> = plan.view.join_keys.iter().map(String::as_str).collect();
             let refs: Vec<&KeyValue> = keys.iter().collect();
-            let key = store_key(&self.project, &plan.view.view.name, &encode_entity_key(&names, &refs));
-            let stored = self.store.read(vec![key]).await.map_err(asof_server::ServerError::from)?;
+            let key = store_key(
+                &self.project,
+                &plan.view.view.name,
+                &encode_entity_key(&names, &refs),
+            );
+            let stored = self
+                .store
+                .read(vec![key])
+                .await
+                .map_err(asof_server::ServerError::from)?;
             if let Some(Some(bytes)) = stored.first()
                 && let Ok(row) = RowReader::new(bytes)
             {
                 for field in row.flatten() {
-                    if let Some(j) = plan.view.view.features.iter().position(|f| f.name.as_bytes() == field.name)
+                    if let Some(j) = plan
+                        .view
+                        .view
+                        .features
+                        .iter()
+                        .position(|f| f.name.as_bytes() == field.name)
                         && features[j].is_none()
                     {
                         features[j] = field.value().ok();
@@ -700,9 +789,10 @@ impl Follower {
             let changes = document_changes(docs);
             let store = self.indexes.clone();
             let spec = ix.clone();
-            tokio::task::spawn_blocking(move || store.apply_changes(&spec, &changes))
+            let report = tokio::task::spawn_blocking(move || store.apply_changes(&spec, &changes))
                 .await
                 .map_err(|e| self.change_error(e.to_string()))??;
+            self.count_embedded(&report);
             if let Some(m) = &self.index_metrics {
                 m.behind.set(0);
                 m.lag_seconds
@@ -739,7 +829,14 @@ impl Follower {
                 online: plan.view.view.online,
                 log_name: Some(name.to_string()),
             };
-            let written = write_rows(self.store.as_ref(), &self.project, &plan.view, rows, &targets).await?;
+            let written = write_rows(
+                self.store.as_ref(),
+                &self.project,
+                &plan.view,
+                rows,
+                &targets,
+            )
+            .await?;
             if let (Some(f), Some(newest)) = (&self.on_written, written.newest_event) {
                 f(&plan.view.view.name, newest);
             }
@@ -780,7 +877,12 @@ fn push_change(rows: &mut ViewRows, change: ViewChange) {
             keys,
             event_ts,
             created_ts,
-            Some(features.into_iter().map(|f| f.unwrap_or(Value::Null)).collect()),
+            Some(
+                features
+                    .into_iter()
+                    .map(|f| f.unwrap_or(Value::Null))
+                    .collect(),
+            ),
         ),
         ViewChange::Delete {
             keys,

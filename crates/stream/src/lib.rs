@@ -16,7 +16,6 @@ pub mod plan;
 mod setup;
 pub mod status;
 
-
 use std::path::Path;
 use std::sync::Arc;
 
@@ -115,11 +114,16 @@ pub fn followers(
                 let request = FeatureRequest::resolve(&catalog, &[v], false)?;
                 resolved.extend(request.views);
             }
-            let pg = source.postgres().expect("validated: a postgres source has a table");
+            let pg = source
+                .postgres()
+                .expect("validated: a postgres source has a table");
             (pg, Target::Views(resolved))
         } else {
             let ix = &catalog.document_indexes[&name];
-            let pg = ix.source.postgres().expect("validated: a postgres source has a table");
+            let pg = ix
+                .source
+                .postgres()
+                .expect("validated: a postgres source has a table");
             (pg, Target::Index(ix.clone()))
         };
         let what = format!("`{name}`");
@@ -169,7 +173,7 @@ pub async fn run(followers: Vec<Follower>, shutdown: watch::Receiver<bool>) -> S
         match joined {
             Ok((_, Ok(()))) => {}
             Ok((name, Err(e))) => {
-                tracing::error!(stream = %name, error = %e, "stream stopped");
+                tracing::debug!(stream = %name, error = %e, "stream stopped");
                 let _ = stop_tx.send(true);
                 first_error.get_or_insert(e);
             }

@@ -37,6 +37,7 @@ pub struct StreamMetrics {
     up: Family<SourceLabel, Gauge>,
     index_lag_seconds: Family<IndexLabel, FloatGauge>,
     index_behind: Family<IndexLabel, Gauge>,
+    index_embedded: Family<IndexLabel, Counter>,
     pub(crate) on_written: Option<OnWritten>,
 }
 
@@ -60,6 +61,7 @@ impl Default for StreamMetrics {
             up: Family::default(),
             index_lag_seconds: Family::default(),
             index_behind: Family::default(),
+            index_embedded: Family::default(),
             on_written: None,
         }
     }
@@ -109,6 +111,11 @@ impl StreamMetrics {
             "Documents whose source version is newer than the indexed one, per index",
             self.index_behind.clone(),
         );
+        registry.register(
+            "index_texts_embedded",
+            "Chunk texts sent to the embedder by the stream (cache misses), per index",
+            self.index_embedded.clone(),
+        );
     }
 
     pub(crate) fn source(&self, source: &str) -> SourceMetrics {
@@ -131,6 +138,7 @@ impl StreamMetrics {
         IndexMetrics {
             lag_seconds: self.index_lag_seconds.get_or_create(&l).clone(),
             behind: self.index_behind.get_or_create(&l).clone(),
+            embedded: self.index_embedded.get_or_create(&l).clone(),
         }
     }
 }
@@ -149,4 +157,5 @@ pub(crate) struct SourceMetrics {
 pub(crate) struct IndexMetrics {
     pub lag_seconds: FloatGauge,
     pub behind: Gauge,
+    pub embedded: Counter,
 }

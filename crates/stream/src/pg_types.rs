@@ -52,10 +52,7 @@ pub fn feature_problem(kind: Option<PgKind>, pg_type: &str, dtype: &DType) -> Op
         DType::Float32 | DType::Float64 => matches!(kind, PgKind::Float | PgKind::Int),
         DType::String => matches!(kind, PgKind::Text | PgKind::Json),
         DType::Bytes => kind == PgKind::Bytea,
-        DType::Timestamp => matches!(
-            kind,
-            PgKind::Timestamp | PgKind::TimestampTz | PgKind::Date
-        ),
+        DType::Timestamp => matches!(kind, PgKind::Timestamp | PgKind::TimestampTz | PgKind::Date),
         DType::List(_) => false,
     };
     (!ok).then(|| format!("PostgreSQL type `{pg_type}` cannot be read as {dtype}"))
@@ -168,12 +165,18 @@ mod tests {
     #[test]
     fn values_parse_from_text_output() {
         let ts = |k, s| parse_time(k, s).unwrap();
-        assert_eq!(ts(PgKind::TimestampTz, "1970-01-01 00:00:01+00"), 1_000_000_000);
+        assert_eq!(
+            ts(PgKind::TimestampTz, "1970-01-01 00:00:01+00"),
+            1_000_000_000
+        );
         assert_eq!(
             ts(PgKind::TimestampTz, "1970-01-01 05:30:01.5+05:30"),
             1_500_000_000
         );
-        assert_eq!(ts(PgKind::Timestamp, "1970-01-02 00:00:00"), 86_400 * 1_000_000_000);
+        assert_eq!(
+            ts(PgKind::Timestamp, "1970-01-02 00:00:00"),
+            86_400 * 1_000_000_000
+        );
         assert_eq!(ts(PgKind::Date, "1970-01-02"), 86_400 * 1_000_000_000);
         assert!(parse_time(PgKind::TimestampTz, "infinity").is_err());
         assert_eq!(

@@ -80,10 +80,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn cstr(&mut self) -> Result<String, DecodeError> {
         let end = self
@@ -268,7 +272,10 @@ mod tests {
         del.extend_from_slice(&7u32.to_be_bytes());
         del.push(b'K');
         tuple(&[Some("2"), None], &mut del);
-        assert!(matches!(decode(&del).unwrap(), Message::Delete { relation: 7, .. }));
+        assert!(matches!(
+            decode(&del).unwrap(),
+            Message::Delete { relation: 7, .. }
+        ));
         assert!(decode(&del[..del.len() - 1]).is_err(), "truncated");
         assert_eq!(decode(b"Yxx").unwrap(), Message::Other(b'Y'));
     }

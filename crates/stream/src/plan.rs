@@ -173,7 +173,10 @@ impl ViewPlan {
     ) -> Result<Vec<ViewChange>, String> {
         let keys = self.keys_of(new)?;
         let event_ts = time_of(self.event, new, commit_ns)?;
-        let created_ts = self.created.map(|c| time_of(c, new, commit_ns)).transpose()?;
+        let created_ts = self
+            .created
+            .map(|c| time_of(c, new, commit_ns))
+            .transpose()?;
         let mut out = Vec::with_capacity(2);
         if let Some(old) = old {
             let old_keys = self.keys_of(old)?;
@@ -219,7 +222,9 @@ impl ViewPlan {
             .iter()
             .zip(&self.view.join_keys)
             .map(|((i, kind), name)| match cell(t, *i)? {
-                Cell::Text(s) => pg_types::parse_key(*kind, s).map_err(|e| format!("key `{name}`: {e}")),
+                Cell::Text(s) => {
+                    pg_types::parse_key(*kind, s).map_err(|e| format!("key `{name}`: {e}"))
+                }
                 _ => Err(format!("key `{name}` is null or missing in the change")),
             })
             .collect()
@@ -231,7 +236,10 @@ impl IndexPlan {
         let source = &index.source;
         let id = key_column(columns, source.id_column())?;
         let (text, c) = find(columns, source.text_column())?;
-        if !matches!(pg_types::kind_of(c.type_oid), Some(PgKind::Text | PgKind::Json)) {
+        if !matches!(
+            pg_types::kind_of(c.type_oid),
+            Some(PgKind::Text | PgKind::Json)
+        ) {
             return Err(format!(
                 "text_column `{}` is `{}`, not text",
                 c.name, c.type_name
@@ -241,10 +249,14 @@ impl IndexPlan {
             Some(u) => time_from(columns, u, "updated_at_column")?,
             None => TimeFrom::Commit,
         };
-        let used: Vec<usize> = [Some(id.0), Some(text), match updated_at {
-            TimeFrom::Column(i, _) => Some(i),
-            TimeFrom::Commit => None,
-        }]
+        let used: Vec<usize> = [
+            Some(id.0),
+            Some(text),
+            match updated_at {
+                TimeFrom::Column(i, _) => Some(i),
+                TimeFrom::Commit => None,
+            },
+        ]
         .into_iter()
         .flatten()
         .collect();
@@ -310,8 +322,13 @@ impl IndexPlan {
 }
 
 fn cell(t: &Tuple, i: usize) -> Result<&Cell, String> {
-    t.get(i)
-        .ok_or_else(|| format!("the change has {} columns, wanted column {}", t.len(), i + 1))
+    t.get(i).ok_or_else(|| {
+        format!(
+            "the change has {} columns, wanted column {}",
+            t.len(),
+            i + 1
+        )
+    })
 }
 
 fn time_of(from: TimeFrom, t: &Tuple, commit_ns: i64) -> Result<i64, String> {

@@ -17,7 +17,11 @@ pub(crate) struct Sql<'a> {
 
 impl Sql<'_> {
     /// Runs `sql`; a server error becomes a configuration error with `fix`.
-    pub(crate) async fn query(&mut self, sql: &str, fix: &str) -> StreamResult<Vec<Vec<Option<String>>>> {
+    pub(crate) async fn query(
+        &mut self,
+        sql: &str,
+        fix: &str,
+    ) -> StreamResult<Vec<Vec<Option<String>>>> {
         match self.client.simple_query(sql).await {
             Ok(rows) => Ok(rows
                 .into_iter()
@@ -27,12 +31,16 @@ impl Sql<'_> {
                         .collect()
                 })
                 .collect()),
-            Err(PgWireError::Server(message)) => Err(StreamError::Config {
-                what: self.what.to_string(),
-                message: format!("PostgreSQL at {}: {message}", self.server.display()),
-                fix: fix.to_string(),
-            }),
-            Err(e) => Err(self.server.error(self.what, e)),
+            Err(e) => match (self.server.error(self.what, e.clone()), e) {
+                // Logging in failed (the session connects on its first query): its own fix.
+                (config @ StreamError::Config { .. }, _) => Err(config),
+                (_, PgWireError::Server(message)) => Err(StreamError::Config {
+                    what: self.what.to_string(),
+                    message: format!("PostgreSQL at {}: {message}", self.server.display()),
+                    fix: fix.to_string(),
+                }),
+                (other, _) => Err(other),
+            },
         }
     }
 
@@ -75,7 +83,11 @@ impl Sql<'_> {
 
     /// The table's columns (in the order changes list them) and the columns that identify a row
     /// in updates and deletes. `keys` are the columns the stream identifies rows by.
-    pub(crate) async fn describe(&mut self, table: &str, keys: &[&str]) -> StreamResult<Vec<Column>> {
+    pub(crate) async fn describe(
+        &mut self,
+        table: &str,
+        keys: &[&str],
+    ) -> StreamResult<Vec<Column>> {
         let rows = self
             .query(
                 &format!(
@@ -87,7 +99,10 @@ impl Sql<'_> {
             .await?;
         let Some(row) = rows.first() else {
             return Err(self.config(
-                format!("table `{table}` does not exist in database `{}`", self.server.database),
+                format!(
+                    "table `{table}` does not exist in database `{}`",
+                    self.server.database
+                ),
                 "create it, or fix the source's `table` (`schema.table`)".into(),
             ));
         };
@@ -133,8 +148,13 @@ impl Sql<'_> {
             "f" => primary,
             _ => {
                 return Err(self.config(
-                    format!("table `{table}` has REPLICA IDENTITY NOTHING: its deletes carry no key"),
-                    format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT;  (with a primary key)", quote_table(table)),
+                    format!(
+                        "table `{table}` has REPLICA IDENTITY NOTHING: its deletes carry no key"
+                    ),
+                    format!(
+                        "ALTER TABLE {} REPLICA IDENTITY DEFAULT;  (with a primary key)",
+                        quote_table(table)
+                    ),
                 ));
             }
         };
@@ -162,7 +182,11 @@ impl Sql<'_> {
     }
 
     /// Creates the publication of `table` (or adds the table to it) when missing.
-    pub(crate) async fn ensure_publication(&mut self, publication: &str, table: &str) -> StreamResult<()> {
+    pub(crate) async fn ensure_publication(
+        &mut self,
+        publication: &str,
+        table: &str,
+    ) -> StreamResult<()> {
         let (schema, name) = split_table(table);
         let rows = self
             .query(
@@ -206,19 +230,28 @@ impl Sql<'_> {
         Ok(())
     }
 
-    /// Whether the slot exists; an active one (another process streaming from it) is an error.
+    /// Whether the slot exists; an active one (another process streaming from it) is an error,
+    /// after a grace period: a stream killed a moment ago holds it until PostgreSQL notices.
     pub(crate) async fn slot_exists(&mut self, slot: &str) -> StreamResult<bool> {
-        let rows = self
-            .query(
-                &format!(
-                    "SELECT active::text, plugin FROM pg_replication_slots WHERE slot_name = {}",
-                    quote_literal(slot)
-                ),
-                "",
-            )
-            .await?;
-        let Some(row) = rows.first() else {
-            return Ok(false);
+        let mut waited = 0;
+        let row = loop {
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT active::text, plugin FROM pg_replication_slots WHERE slot_name = {}",
+                        quote_literal(slot)
+                    ),
+                    "",
+                )
+                .await?;
+            let Some(row) = rows.into_iter().next() else {
+                return Ok(false);
+            };
+            if row[0].as_deref() != Some("true") || waited >= 20 {
+                break row;
+            }
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         };
         if row[0].as_deref() == Some("true") {
             return Err(self.config(

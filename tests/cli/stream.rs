@@ -1,0 +1,622 @@
+//! `asof stream` and `asof serve --stream` against a real PostgreSQL: changes reach serving,
+//! training sets and indexes; a killed stream resumes exactly; bad setups fail with their fix.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::postgres_server::{PASSWORD, Postgres, parse_lsn};
+use crate::server::Server;
+use crate::util::TestRepo;
+
+const PASSWORD_ENV: (&str, &str) = ("ASOF_PG_PASSWORD", PASSWORD);
+
+fn view_defs(url: &str, table: &str) -> String {
+    format!(
+        "sources:\n  - name: live_src\n    type: postgres\n    connection: {url}\n    password_env: ASOF_PG_PASSWORD\n    table: {table}\n\
+         feature_views:\n  - name: driver_live\n    entities: [driver]\n    source: live_src\n    features:\n\
+         \x20     - {{name: conv_rate, dtype: float32}}\n      - {{name: trips, dtype: int64}}\n"
+    )
+}
+
+/// A repo whose `driver_live` view follows `table` on `pg`'s `rides` database.
+fn live_repo(pg: &Postgres, table: &str) -> TestRepo {
+    let repo = TestRepo::init();
+    repo.write("live.yaml", &view_defs(&pg.url("rides"), table));
+    repo.run(&["apply"]).assert().success();
+    repo
+}
+
+fn rides(pg: &Postgres, setup: &str) {
+    pg.psql("postgres", "CREATE DATABASE rides");
+    pg.psql("rides", setup);
+}
+
+/// A running `asof stream`, killed when dropped.
+struct Stream {
+    child: Child,
+}
+
+impl Stream {
+    fn start(repo: &TestRepo, env: &[(&str, &str)]) -> Stream {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_asof"))
+            .args(["--repo", repo.dir.to_str().unwrap(), "stream"])
+            .envs(env.iter().copied())
+            .env_remove("ASOF_REPO")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut banner = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut banner)
+            .unwrap();
+        assert!(banner.starts_with("asof streaming"), "{banner:?}");
+        Stream { child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The stream's checkpointed LSN.
+fn checkpoint_lsn(repo: &TestRepo, slot: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(repo.path(&format!("data/streams/{slot}.json"))).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(parse_lsn(v["lsn"].as_str()?))
+}
+
+type Row = (f32, Option<i64>);
+
+/// The table: driver id -> (conv_rate, trips).
+fn table(pg: &Postgres, table: &str) -> BTreeMap<i64, Row> {
+    pg.psql(
+        "rides",
+        &format!("SELECT driver_id, conv_rate, trips FROM {table}"),
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let f: Vec<&str> = l.split('|').collect();
+        (
+            f[0].parse().unwrap(),
+            (f[1].parse().unwrap(), f[2].parse().ok()),
+        )
+    })
+    .collect()
+}
+
+/// What the server answers for `ids` as of `as_of` (RFC 3339); absent ids are NOT_FOUND.
+fn online(server: &Server, ids: &[i64], as_of: Option<&str>) -> BTreeMap<i64, Row> {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let entity = format!("driver_id={}", list.join(","));
+    let url = server.url();
+    let mut args = vec![
+        "query",
+        "--server",
+        &url,
+        "--features",
+        "driver_live:conv_rate,driver_live:trips",
+        "--entity",
+        &entity,
+        "--output",
+        "json",
+    ];
+    if let Some(t) = as_of {
+        args.extend(["--as-of", t]);
+    }
+    let out = crate::util::asof().args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got = BTreeMap::new();
+    for r in rows {
+        if r["conv_rate"]["status"] != "PRESENT" {
+            continue;
+        }
+        let id: i64 = r["driver_id"]["value"].as_str().unwrap().parse().unwrap();
+        let rate: f32 = r["conv_rate"]["value"].as_str().unwrap().parse().unwrap();
+        let trips = r["trips"]["value"].as_str().unwrap().parse().ok();
+        got.insert(id, (rate, trips));
+    }
+    got
+}
+
+fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+/// Every push log file of `view`.
+fn push_log_files(repo: &TestRepo, view: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let root = repo.path(&format!("data/push_log/{view}"));
+    for day in std::fs::read_dir(root).unwrap().flatten() {
+        for f in std::fs::read_dir(day.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".parquet") {
+                out.push(f.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn online_follows_the_table_and_training_sets_match_what_serving_answered() {
+    let pg = Postgres::start();
+    rides(
+        &pg,
+        "CREATE TABLE driver_live (driver_id bigint PRIMARY KEY, conv_rate real NOT NULL, trips bigint);\
+         INSERT INTO driver_live SELECT i, i / 10.0, i FROM generate_series(1, 5) i",
+    );
+    let repo = live_repo(&pg, "public.driver_live");
+    let server = Server::start(&repo, &["--stream"], &[PASSWORD_ENV]);
+    let ids = [1, 2, 3, 4, 5, 6, 40];
+    let steps = [
+        "UPDATE driver_live SET conv_rate = 0.95, trips = 11 WHERE driver_id = 1",
+        "INSERT INTO driver_live VALUES (6, 0.6, 6)",
+        "DELETE FROM driver_live WHERE driver_id = 2",
+        "BEGIN; UPDATE driver_live SET trips = 30 WHERE driver_id = 3; UPDATE driver_live SET trips = 31, conv_rate = 0.33 WHERE driver_id = 3; COMMIT",
+        "UPDATE driver_live SET driver_id = 40 WHERE driver_id = 4",
+        "DELETE FROM driver_live WHERE driver_id = 6",
+        "INSERT INTO driver_live VALUES (2, 0.22, 22)",
+        "UPDATE driver_live SET trips = NULL WHERE driver_id = 5",
+    ];
+    // After the snapshot and after each change: wait until serving equals the table, then
+    // record what serving answers as of a moment after.
+    let mut recorded: Vec<(String, BTreeMap<i64, Row>)> = Vec::new();
+    for step in std::iter::once(None).chain(steps.iter().map(Some)) {
+        if let Some(sql) = step {
+            pg.psql("rides", sql);
+        }
+        let want = table(&pg, "driver_live");
+        wait_until(
+            &format!("serving to show {step:?}"),
+            Duration::from_secs(30),
+            || online(&server, &ids, None) == want,
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        let at = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let answered = online(&server, &ids, Some(&at));
+        assert_eq!(answered, want, "as of {at}, after {step:?}");
+        recorded.push((at, answered));
+    }
+
+    // The training set at each recorded instant equals what serving answered then.
+    let mut csv = String::from("driver_id,event_timestamp\n");
+    for (at, _) in &recorded {
+        for id in ids {
+            csv.push_str(&format!("{id},{}\n", at.trim_end_matches('Z')));
+        }
+    }
+    repo.write("entities.csv", &csv);
+    repo.run(&[
+        "training-set",
+        "--entities",
+        "entities.csv",
+        "--features",
+        "driver_live:conv_rate,driver_live:trips",
+        "--output",
+        "out.csv",
+    ])
+    .assert()
+    .success();
+    let out = repo.read("out.csv");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("driver_id,event_timestamp,conv_rate,trips")
+    );
+    for (at, answered) in &recorded {
+        for id in ids {
+            let line = lines.next().unwrap();
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f[0], id.to_string());
+            let got = (!f[2].is_empty()).then(|| (f[2].parse::<f32>().unwrap(), f[3].parse().ok()));
+            assert_eq!(
+                got.as_ref(),
+                answered.get(&id),
+                "driver {id} as of {at}: the training set says {line}"
+            );
+        }
+    }
+    assert!(
+        server
+            .metrics()
+            .contains("asof_stream_commit_to_visible_seconds_count{source=\"live_src\"}"),
+        "commit-to-visible latency is measured"
+    );
+}
+
+#[test]
+fn a_killed_stream_resumes_without_losing_or_repeating_a_change() {
+    let pg = Postgres::start();
+    rides(
+        &pg,
+        "CREATE TABLE driver_live (driver_id bigint PRIMARY KEY, conv_rate real NOT NULL, trips bigint NOT NULL);\
+         INSERT INTO driver_live SELECT i, 0, 0 FROM generate_series(1, 1000) i",
+    );
+    let repo = live_repo(&pg, "public.driver_live");
+    let slot = "asof_rideshare_live_src";
+    let mut stream = Stream::start(&repo, &[PASSWORD_ENV]);
+    wait_until("the snapshot", Duration::from_secs(30), || {
+        checkpoint_lsn(&repo, slot).is_some()
+    });
+    let snapshot_lsn = checkpoint_lsn(&repo, slot).unwrap();
+
+    // 100 transactions of 500 changes each (every row of one half of the table, once).
+    let mut script = String::new();
+    for t in 0..100 {
+        let lo = (t % 2) * 500 + 1;
+        script.push_str(&format!(
+            "BEGIN; UPDATE driver_live SET trips = trips + 1, conv_rate = {t} WHERE driver_id BETWEEN {lo} AND {}; COMMIT;\n",
+            lo + 499
+        ));
+    }
+    let mut burst = pg.spawn_psql("rides", &script);
+    // Kill it mid-burst: after it applied something, before the burst ends.
+    wait_until("a first batch", Duration::from_secs(60), || {
+        checkpoint_lsn(&repo, slot).is_some_and(|l| l > snapshot_lsn)
+    });
+    stream.kill();
+    let mut stream = Stream::start(&repo, &[PASSWORD_ENV]);
+    assert!(burst.wait().unwrap().success());
+    let end = pg.current_lsn("rides");
+    wait_until("the stream to catch up", Duration::from_secs(120), || {
+        checkpoint_lsn(&repo, slot).is_some_and(|l| l >= end)
+    });
+    assert!(stream.running());
+    drop(stream);
+
+    // Online equals the table.
+    let server = Server::start(&repo, &[], &[]);
+    let want = table(&pg, "driver_live");
+    let ids: Vec<i64> = want.keys().copied().collect();
+    assert_eq!(online(&server, &ids, None), want);
+
+    // The push log holds the snapshot and each of the 50,000 changes exactly once.
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = 0;
+    for file in push_log_files(&repo, "driver_live") {
+        for b in read_parquet(&file) {
+            let id = b
+                .column_by_name("driver_id")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let commit = b.column_by_name("_asof_commit_time").unwrap();
+            assert!(matches!(commit.data_type(), DataType::Timestamp(_, _)));
+            let commit = commit.as_primitive::<TimestampNanosecondType>();
+            for i in 0..b.num_rows() {
+                rows += 1;
+                assert!(
+                    seen.insert((id.value(i), commit.value(i))),
+                    "driver {} at {} logged twice ({})",
+                    id.value(i),
+                    commit.value(i),
+                    file.display()
+                );
+            }
+        }
+    }
+    assert_eq!(rows, 1000 + 50_000);
+}
+
+#[test]
+fn document_changes_reembed_only_what_changed_and_deletes_never_come_back() {
+    let pg = Postgres::start();
+    rides(
+        &pg,
+        "CREATE TABLE policies (doc_id text PRIMARY KEY, body text NOT NULL, team text, updated_at timestamptz NOT NULL DEFAULT now());\
+         INSERT INTO policies (doc_id, body, team) SELECT 'p' || i, 'Policy ' || i || ' covers refunds for ride type ' || i || ' within ' || i || ' days.', 'support' FROM generate_series(1, 100) i",
+    );
+    let repo = TestRepo::init();
+    repo.write(
+        "policies.yaml",
+        &format!(
+            "document_indexes:\n  - name: policies\n    entity: document\n    source: {{type: postgres, connection: \"{}\", password_env: ASOF_PG_PASSWORD, table: public.policies, id_column: doc_id, text_column: body, updated_at_column: updated_at}}\n    embedding: {{provider: hashing, model: hashing-v1, dims: 64}}\n    reranker_features: [\"document_stats:popularity\"]\n",
+            pg.url("rides")
+        ),
+    );
+    repo.run(&["apply"]).assert().success();
+    let server = Server::start(&repo, &["--stream"], &[PASSWORD_ENV]);
+    let embedded = || {
+        server
+            .metrics()
+            .lines()
+            .find(|l| l.starts_with("asof_index_texts_embedded_total{index=\"policies\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    wait_until("the snapshot", Duration::from_secs(30), || {
+        embedded() == Some(100)
+    });
+
+    pg.psql(
+        "rides",
+        "UPDATE policies SET body = 'Policy ' || doc_id || ' was rewritten: scooters get no refunds.', updated_at = now() WHERE doc_id IN ('p10', 'p20', 'p30');\
+         UPDATE policies SET team = 'legal' WHERE doc_id = 'p40';\
+         DELETE FROM policies WHERE doc_id IN ('p7', 'p8')",
+    );
+    let end = pg.current_lsn("rides");
+    wait_until("the changes", Duration::from_secs(30), || {
+        checkpoint_lsn(&repo, "asof_rideshare_policies").is_some_and(|l| l >= end)
+    });
+    assert_eq!(
+        embedded(),
+        Some(103),
+        "only the 3 edited chunks were embedded again"
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
+        use asof_server::proto::v1::{
+            QueryVector, RetrieveAndRankRequest, SearchDocumentsRequest, retrieve_and_rank_request,
+            search_documents_request,
+        };
+        let mut client = FeatureServingClient::connect(server.url()).await.unwrap();
+        let deleted = |hits: &[asof_server::proto::v1::DocumentHit]| {
+            hits.iter().any(|h| h.doc_id == "p7" || h.doc_id == "p8")
+        };
+        for text in [
+            "Policy 7 covers refunds for ride type 7 within 7 days.",
+            "Policy 8 covers refunds",
+        ] {
+            let hits = client
+                .search_documents(SearchDocumentsRequest {
+                    index: "policies".into(),
+                    query: Some(search_documents_request::Query::Text(text.into())),
+                    k: 200,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .hits;
+            assert_eq!(hits.len(), 98, "every live document, and only those");
+            assert!(!deleted(&hits), "text search returned a deleted document");
+            let ranked = client
+                .retrieve_and_rank(RetrieveAndRankRequest {
+                    index: "policies".into(),
+                    query: Some(retrieve_and_rank_request::Query::Text(text.into())),
+                    k: 200,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .hits;
+            assert!(
+                !deleted(&ranked),
+                "RetrieveAndRank returned a deleted document"
+            );
+        }
+        let by_id = client
+            .search_documents(SearchDocumentsRequest {
+                index: "policies".into(),
+                query: Some(search_documents_request::Query::Text("refunds".into())),
+                k: 10,
+                filters: [("doc_id".to_string(), "p7".to_string())].into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        assert!(by_id.is_empty(), "a doc_id filter found a deleted document");
+        let vector = client
+            .search_documents(SearchDocumentsRequest {
+                index: "policies".into(),
+                query: Some(search_documents_request::Query::Vector(QueryVector {
+                    values: vec![0.125; 64],
+                    model: "hashing/hashing-v1/64".into(),
+                })),
+                k: 200,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        assert!(
+            !deleted(&vector),
+            "vector search returned a deleted document"
+        );
+        let edited = client
+            .search_documents(SearchDocumentsRequest {
+                index: "policies".into(),
+                query: Some(search_documents_request::Query::Text(
+                    "scooters get no refunds".into(),
+                )),
+                k: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        let mut top: Vec<&str> = edited.iter().map(|h| h.doc_id.as_str()).collect();
+        top.sort_unstable();
+        assert_eq!(
+            top,
+            ["p10", "p20", "p30"],
+            "the edited text is what is indexed"
+        );
+        let legal = client
+            .search_documents(SearchDocumentsRequest {
+                index: "policies".into(),
+                query: Some(search_documents_request::Query::Text("refunds".into())),
+                k: 10,
+                filters: [("team".to_string(), "legal".to_string())].into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        assert_eq!(
+            legal.iter().map(|h| h.doc_id.as_str()).collect::<Vec<_>>(),
+            ["p40"],
+            "a metadata-only change refreshes the metadata"
+        );
+    });
+}
+
+#[test]
+fn a_stream_reconnects_when_postgres_restarts() {
+    let pg = Postgres::start();
+    rides(
+        &pg,
+        "CREATE TABLE driver_live (driver_id bigint PRIMARY KEY, conv_rate real NOT NULL, trips bigint);\
+         INSERT INTO driver_live VALUES (1, 0.1, 1)",
+    );
+    let repo = live_repo(&pg, "public.driver_live");
+    let mut stream = Stream::start(&repo, &[PASSWORD_ENV]);
+    let slot = "asof_rideshare_live_src";
+    wait_until("the snapshot", Duration::from_secs(30), || {
+        checkpoint_lsn(&repo, slot).is_some()
+    });
+    pg.restart();
+    pg.psql("rides", "INSERT INTO driver_live VALUES (2, 0.2, 2)");
+    let end = pg.current_lsn("rides");
+    wait_until(
+        "the change after the restart",
+        Duration::from_secs(60),
+        || checkpoint_lsn(&repo, slot).is_some_and(|l| l >= end),
+    );
+    assert!(stream.running(), "the stream survived the restart");
+    drop(stream);
+    let server = Server::start(&repo, &[], &[]);
+    assert_eq!(online(&server, &[1, 2], None), table(&pg, "driver_live"));
+}
+
+/// `asof stream` on `repo` fails at once with a message that contains each of `needles`.
+fn fails_with(repo: &TestRepo, env: &[(&str, &str)], needles: &[&str]) {
+    let out = crate::util::asof()
+        .args(["--repo", repo.dir.to_str().unwrap(), "stream"])
+        .envs(env.iter().copied())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "`{n}` is not in:\n{stderr}");
+    }
+}
+
+#[test]
+fn each_bad_setup_fails_with_its_fix() {
+    let pg = Postgres::start();
+    rides(
+        &pg,
+        "CREATE TABLE driver_live (driver_id bigint PRIMARY KEY, conv_rate real NOT NULL, trips bigint);\
+         CREATE TABLE no_key (driver_id bigint, conv_rate real, trips bigint);\
+         CREATE TABLE odd (driver_id bigint PRIMARY KEY, conv_rate interval, trips bigint);\
+         CREATE ROLE reader LOGIN PASSWORD 'reader-pw'",
+    );
+    let repo = live_repo(&pg, "public.driver_live");
+    fails_with(
+        &repo,
+        &[("ASOF_PG_PASSWORD", "wrong")],
+        &["refused the password", "ASOF_PG_PASSWORD"],
+    );
+    fails_with(&repo, &[], &["ASOF_PG_PASSWORD", "is not set"]);
+
+    let no_key = live_repo(&pg, "public.no_key");
+    fails_with(
+        &no_key,
+        &[PASSWORD_ENV],
+        &["no primary key", "ADD PRIMARY KEY (driver_id)"],
+    );
+
+    let odd = live_repo(&pg, "public.odd");
+    fails_with(
+        &odd,
+        &[PASSWORD_ENV],
+        &["conv_rate", "interval", "declare a matching dtype"],
+    );
+
+    let reader = TestRepo::init();
+    reader.write(
+        "live.yaml",
+        &view_defs(
+            &pg.url("rides").replace("asof@", "reader@"),
+            "public.driver_live",
+        ),
+    );
+    reader.run(&["apply"]).assert().success();
+    fails_with(
+        &reader,
+        &[("ASOF_PG_PASSWORD", "reader-pw")],
+        &["REPLICATION", "ALTER ROLE"],
+    );
+
+    let replica = Postgres::start_with("replica");
+    replica.psql("postgres", "CREATE DATABASE rides");
+    replica.psql(
+        "rides",
+        "CREATE TABLE driver_live (driver_id bigint PRIMARY KEY, conv_rate real, trips bigint)",
+    );
+    let on_replica = live_repo(&replica, "public.driver_live");
+    fails_with(
+        &on_replica,
+        &[PASSWORD_ENV],
+        &["wal_level", "ALTER SYSTEM SET wal_level = logical"],
+    );
+
+    // A password in the URL is refused by `apply` already, naming the file.
+    let leaky = TestRepo::init();
+    leaky.write(
+        "live.yaml",
+        &view_defs(&pg.url("rides").replace("asof@", "asof:secret@"), "t"),
+    );
+    let out = leaky
+        .run(&["apply"])
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("live.yaml") && stderr.contains("password_env"),
+        "{stderr}"
+    );
+}
