@@ -10,6 +10,7 @@ mod postgres_server;
 mod processes;
 mod security;
 mod server;
+mod status;
 mod stream;
 mod training;
 mod util;
