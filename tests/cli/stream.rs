@@ -387,32 +387,49 @@ fn document_changes_reembed_only_what_changed_and_deletes_never_come_back() {
         .unwrap();
     runtime.block_on(async {
         use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
+        use asof_server::proto::v1::search_documents_request::Query;
         use asof_server::proto::v1::{
-            QueryVector, RetrieveAndRankRequest, SearchDocumentsRequest, retrieve_and_rank_request,
-            search_documents_request,
+            DocumentHit, QueryVector, RetrieveAndRankRequest, SearchDocumentsRequest,
+            retrieve_and_rank_request,
         };
-        let mut client = FeatureServingClient::connect(server.url()).await.unwrap();
-        let deleted = |hits: &[asof_server::proto::v1::DocumentHit]| {
-            hits.iter().any(|h| h.doc_id == "p7" || h.doc_id == "p8")
+        let client = FeatureServingClient::connect(server.url()).await.unwrap();
+        let search = |query: Query, k: u32, filter: Option<(&str, &str)>| {
+            let mut client = client.clone();
+            let filters = filter
+                .map(|(f, v)| [(f.to_string(), v.to_string())].into())
+                .unwrap_or_default();
+            async move {
+                let request = SearchDocumentsRequest {
+                    index: "policies".into(),
+                    query: Some(query),
+                    k,
+                    filters,
+                    ..Default::default()
+                };
+                client
+                    .search_documents(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .hits
+            }
         };
+        let ids = |hits: &[DocumentHit]| -> Vec<String> {
+            let mut ids: Vec<String> = hits.iter().map(|h| h.doc_id.clone()).collect();
+            ids.sort_unstable();
+            ids
+        };
+        let deleted =
+            |hits: &[DocumentHit]| hits.iter().any(|h| h.doc_id == "p7" || h.doc_id == "p8");
         for text in [
             "Policy 7 covers refunds for ride type 7 within 7 days.",
             "Policy 8 covers refunds",
         ] {
-            let hits = client
-                .search_documents(SearchDocumentsRequest {
-                    index: "policies".into(),
-                    query: Some(search_documents_request::Query::Text(text.into())),
-                    k: 200,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .hits;
+            let hits = search(Query::Text(text.into()), 200, None).await;
             assert_eq!(hits.len(), 98, "every live document, and only those");
             assert!(!deleted(&hits), "text search returned a deleted document");
             let ranked = client
+                .clone()
                 .retrieve_and_rank(RetrieveAndRankRequest {
                     index: "policies".into(),
                     query: Some(retrieve_and_rank_request::Query::Text(text.into())),
@@ -428,71 +445,25 @@ fn document_changes_reembed_only_what_changed_and_deletes_never_come_back() {
                 "RetrieveAndRank returned a deleted document"
             );
         }
-        let by_id = client
-            .search_documents(SearchDocumentsRequest {
-                index: "policies".into(),
-                query: Some(search_documents_request::Query::Text("refunds".into())),
-                k: 10,
-                filters: [("doc_id".to_string(), "p7".to_string())].into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .hits;
+        let by_id = search(Query::Text("refunds".into()), 10, Some(("doc_id", "p7"))).await;
         assert!(by_id.is_empty(), "a doc_id filter found a deleted document");
-        let vector = client
-            .search_documents(SearchDocumentsRequest {
-                index: "policies".into(),
-                query: Some(search_documents_request::Query::Vector(QueryVector {
-                    values: vec![0.125; 64],
-                    model: "hashing/hashing-v1/64".into(),
-                })),
-                k: 200,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .hits;
+        let vector = Query::Vector(QueryVector {
+            values: vec![0.125; 64],
+            model: "hashing/hashing-v1/64".into(),
+        });
         assert!(
-            !deleted(&vector),
+            !deleted(&search(vector, 200, None).await),
             "vector search returned a deleted document"
         );
-        let edited = client
-            .search_documents(SearchDocumentsRequest {
-                index: "policies".into(),
-                query: Some(search_documents_request::Query::Text(
-                    "scooters get no refunds".into(),
-                )),
-                k: 3,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .hits;
-        let mut top: Vec<&str> = edited.iter().map(|h| h.doc_id.as_str()).collect();
-        top.sort_unstable();
+        let edited = search(Query::Text("scooters get no refunds".into()), 3, None).await;
         assert_eq!(
-            top,
+            ids(&edited),
             ["p10", "p20", "p30"],
             "the edited text is what is indexed"
         );
-        let legal = client
-            .search_documents(SearchDocumentsRequest {
-                index: "policies".into(),
-                query: Some(search_documents_request::Query::Text("refunds".into())),
-                k: 10,
-                filters: [("team".to_string(), "legal".to_string())].into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .hits;
+        let legal = search(Query::Text("refunds".into()), 10, Some(("team", "legal"))).await;
         assert_eq!(
-            legal.iter().map(|h| h.doc_id.as_str()).collect::<Vec<_>>(),
+            ids(&legal),
             ["p40"],
             "a metadata-only change refreshes the metadata"
         );

@@ -68,6 +68,24 @@ pub struct PostgresTable<'a> {
     pub table: &'a str,
 }
 
+impl<'a> PostgresTable<'a> {
+    fn of(
+        kind: SourceType,
+        connection: &'a Option<String>,
+        password_env: &'a Option<String>,
+        table: &'a Option<String>,
+    ) -> Option<Self> {
+        match (kind, connection, table) {
+            (SourceType::Postgres, Some(connection), Some(table)) => Some(PostgresTable {
+                connection,
+                password_env: password_env.as_deref(),
+                table,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Where a view's rows come from: files with an event timestamp per row, or a PostgreSQL table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,14 +121,7 @@ pub struct Source {
 impl Source {
     /// The table a PostgreSQL source follows (validation guarantees connection and table).
     pub fn postgres(&self) -> Option<PostgresTable<'_>> {
-        match (self.kind, &self.connection, &self.table) {
-            (SourceType::Postgres, Some(connection), Some(table)) => Some(PostgresTable {
-                connection,
-                password_env: self.password_env.as_deref(),
-                table,
-            }),
-            _ => None,
-        }
+        PostgresTable::of(self.kind, &self.connection, &self.password_env, &self.table)
     }
 
     /// Fills what a PostgreSQL source leaves implicit: its event time is the commit time unless it
@@ -266,14 +277,7 @@ impl DocumentSource {
     }
 
     pub fn postgres(&self) -> Option<PostgresTable<'_>> {
-        match (self.kind, &self.connection, &self.table) {
-            (SourceType::Postgres, Some(connection), Some(table)) => Some(PostgresTable {
-                connection,
-                password_env: self.password_env.as_deref(),
-                table,
-            }),
-            _ => None,
-        }
+        PostgresTable::of(self.kind, &self.connection, &self.password_env, &self.table)
     }
 
     pub fn id_column(&self) -> &str {

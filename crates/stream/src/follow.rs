@@ -384,18 +384,7 @@ impl Follower {
             .map_err(|e| self.change_error(e.to_string()))??;
             self.count_embedded(&report);
         }
-        checkpoint::save(
-            &self.checkpoint_path(),
-            &Checkpoint {
-                slot: self.slot.clone(),
-                source: self.name.clone(),
-                table: self.table.clone(),
-                lsn: lsn.to_string(),
-                snapshot_done: true,
-                updated_at: chrono::Utc::now(),
-                last_commit_at: None,
-            },
-        )?;
+        self.save_checkpoint(lsn, None)?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             source = %self.name,
