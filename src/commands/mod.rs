@@ -4,6 +4,7 @@ mod audit;
 mod index;
 mod init;
 mod online;
+mod models;
 mod registry;
 mod status;
 mod stream;
@@ -139,6 +140,7 @@ pub fn run(cli: Cli) -> Result<()> {
             format,
         } => runtime()?.block_on(online::push(&ctx, &view, &input, to, format.output)),
         Command::Index { command } => index::run(&ctx, command),
+        Command::Models { command } => models::run(command, ctx.quiet),
     }
 }
 

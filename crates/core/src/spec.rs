@@ -332,6 +332,9 @@ impl Default for Chunking {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddingProvider {
+    /// A sentence-transformers model run in-process (`all-MiniLM-L6-v2`), installed once with
+    /// `asof models fetch`.
+    Local,
     /// Local, deterministic feature hashing: no network, no model download.
     Hashing,
     /// Any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Ollama, vLLM, TEI).
@@ -363,6 +366,7 @@ impl Embedding {
     /// left out on purpose (the same model served elsewhere gives the same space).
     pub fn model_id(&self) -> String {
         let provider = match self.provider {
+            EmbeddingProvider::Local => "local",
             EmbeddingProvider::Hashing => "hashing",
             EmbeddingProvider::Openai => "openai",
         };

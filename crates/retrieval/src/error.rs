@@ -54,6 +54,13 @@ pub enum RetrievalError {
         /// What to retry: "run the sync again", "drop the version".
         action: &'static str,
     },
+    /// A local model that is not installed (or cannot be installed): `fix` is the command to run.
+    #[error("model `{model}`: {message}\n  fix: {fix}")]
+    Model {
+        model: String,
+        message: String,
+        fix: String,
+    },
     #[error("embedding cache {}: {message}", path.display())]
     Cache { path: PathBuf, message: String },
     #[error(transparent)]

@@ -71,9 +71,10 @@ impl VersionMeta {
         self.graph_points.saturating_sub(self.points)
     }
 
-    /// Whether this version was built from `embedding`, `chunking` and `metric`.
-    pub fn built_from(&self, embedding: &Embedding, chunking: &Chunking, metric: Metric) -> bool {
-        self.model_id == embedding.model_id() && &self.chunking == chunking && self.metric == metric
+    /// Whether this version was built with the vector space `model_id` (an embedder's), `chunking`
+    /// and `metric`.
+    pub fn built_from(&self, model_id: &str, chunking: &Chunking, metric: Metric) -> bool {
+        self.model_id == model_id && &self.chunking == chunking && self.metric == metric
     }
 }
 

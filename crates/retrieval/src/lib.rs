@@ -18,6 +18,7 @@ pub mod frozen;
 pub mod graph;
 pub mod layout;
 pub mod live;
+pub mod models;
 pub mod search;
 pub mod store;
 pub mod sync;

@@ -133,10 +133,12 @@ impl IndexStore {
         });
         let cache = EmbeddingCache::open(&self.cache_path())?;
 
+        // The space the definition names now (for a local model, its weights as installed).
+        let model_id = embedder_for(&spec.embedding)?.model_id().to_string();
         let target = match manifest
             .versions
             .values()
-            .find(|v| v.built_from(&spec.embedding, &spec.chunking, spec.metric))
+            .find(|v| v.built_from(&model_id, &spec.chunking, spec.metric))
         {
             Some(v) => v.id.clone(),
             // Changes alone cannot build a version: the unchanged documents are not in them.
@@ -150,7 +152,7 @@ impl IndexStore {
                     VersionMeta {
                         id: id.clone(),
                         embedding: spec.embedding.clone(),
-                        model_id: spec.embedding.model_id(),
+                        model_id: model_id.clone(),
                         chunking: spec.chunking.clone(),
                         metric: spec.metric,
                         created_at: now,

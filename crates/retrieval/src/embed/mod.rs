@@ -1,6 +1,7 @@
 //! Embedders: text in, vectors out, one model id per vector space.
 
 mod hashing;
+mod local;
 mod openai;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,12 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use asof_core::spec::{Embedding, EmbeddingProvider};
 
 pub use hashing::HashingEmbedder;
+pub use local::LocalEmbedder;
 pub use openai::OpenAiEmbedder;
 
 use crate::error::RetrievalResult;
 
 pub trait Embedder: Send + Sync {
-    /// The vector space's identity ([`Embedding::model_id`]).
+    /// The vector space's identity: [`Embedding::model_id`], with the weights' hash for a local
+    /// model. Versions record it; a query vector must carry it.
     fn model_id(&self) -> &str;
     fn dims(&self) -> usize;
     /// Texts per call the embedder prefers.
@@ -38,6 +41,7 @@ pub trait Embedder: Send + Sync {
 /// The embedder an index's definition names.
 pub fn embedder_for(spec: &Embedding) -> RetrievalResult<Box<dyn Embedder>> {
     Ok(match spec.provider {
+        EmbeddingProvider::Local => Box::new(LocalEmbedder::new(spec)?),
         EmbeddingProvider::Hashing => Box::new(HashingEmbedder::new(spec)),
         EmbeddingProvider::Openai => Box::new(OpenAiEmbedder::new(spec)?),
     })

@@ -1,6 +1,7 @@
 //! Retrieval on real files: documents on disk, the SQLite cache, hnsw_rs graphs dumped and
 //! reloaded, and the OpenAI protocol over a real loopback HTTP server.
 
+mod local_model;
 mod openai_server;
 mod pipeline;
 
