@@ -25,6 +25,23 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+impl From<ModeArg> for asof_core::spec::SearchMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Dense => asof_core::spec::SearchMode::Dense,
+            ModeArg::Sparse => asof_core::spec::SearchMode::Sparse,
+            ModeArg::Hybrid => asof_core::spec::SearchMode::Hybrid,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Download, verify (sha256) and unpack a model into $ASOF_MODELS (default ~/.cache/asof/models).
@@ -186,6 +203,9 @@ pub enum IndexCommand {
         /// Metadata filter `field=value` (repeatable; `doc_id=...` filters on the document id).
         #[arg(long = "filter")]
         filters: Vec<String>,
+        /// dense, sparse (BM25) or hybrid; default: the index's `retrieval.mode`.
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
         #[command(flatten)]
         format: FormatArg,
     },

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use asof_core::spec::DocumentIndex;
+use asof_core::spec::{DocumentIndex, SearchMode};
 use asof_retrieval::eval::{evaluate, read_queries};
 use asof_retrieval::layout::Manifest;
 use asof_retrieval::search::DEFAULT_EF;
-use asof_retrieval::{IndexStore, LiveIndexes, Query, VersionSync};
+use asof_retrieval::{IndexStore, LiveIndexes, Query, SearchOptions, VersionSync};
 
 use super::Ctx;
 use crate::cli::{IndexCommand, OutputFormat};
@@ -55,12 +55,14 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
             k,
             version,
             filters,
+            mode,
             format,
         } => search(
             ctx,
             &name,
             &query,
             k,
+            mode.map(Into::into),
             version.as_deref(),
             &filters,
             format.output,
@@ -234,11 +236,13 @@ fn search(
     name: &str,
     query: &str,
     k: usize,
+    mode: Option<SearchMode>,
     version: Option<&str>,
     filters: &[String],
     format: OutputFormat,
 ) -> Result<()> {
     let spec = spec(ctx, name)?;
+    let mode = mode.unwrap_or(spec.retrieval.mode);
     let mut parsed = BTreeMap::new();
     for f in filters {
         let Some((field, value)) = f.split_once('=') else {
@@ -248,17 +252,28 @@ fn search(
     }
     let live = LiveIndexes::new(store(ctx)?);
     let v = live.get(&spec.name, version)?;
-    let hits = v.search(Query::Text(query), k, &parsed, DEFAULT_EF)?;
+    let hits = v.search_with(
+        Query::Text(query),
+        &SearchOptions {
+            k,
+            filters: &parsed,
+            ef: DEFAULT_EF,
+            mode,
+            fusion: &spec.retrieval,
+            deadline: None,
+        },
+    )?;
     if format == OutputFormat::Json {
         return print_json(&serde_json::json!({
             "index": spec.name,
             "version": v.meta.id,
             "model": v.meta.model_id,
+            "mode": mode.to_string(),
             "hits": hits,
         }));
     }
     println!(
-        "{} {} [{}]: {} hits",
+        "{} {} [{}] {mode}: {} hits",
         spec.name,
         v.meta.id,
         v.meta.model_id,

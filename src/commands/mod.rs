@@ -3,8 +3,8 @@
 mod audit;
 mod index;
 mod init;
-mod online;
 mod models;
+mod online;
 mod registry;
 mod status;
 mod stream;

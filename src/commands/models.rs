@@ -16,7 +16,11 @@ pub fn run(command: ModelsCommand, quiet: bool) -> Result<()> {
                 );
             }
             let dir = models::fetch(&name)?;
-            println!("installed {name} ({} dims) in {}", model.dims, dir.display());
+            println!(
+                "installed {name} ({} dims) in {}",
+                model.dims,
+                dir.display()
+            );
         }
         ModelsCommand::List => {
             println!("models folder: {}", models::models_dir().display());

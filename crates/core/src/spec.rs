@@ -229,6 +229,87 @@ pub struct DocumentIndex {
     /// How far the index may fall behind its source before `asof status` says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<Freshness>,
+    /// How requests search by default: dense, sparse (BM25) or hybrid.
+    #[serde(default, skip_serializing_if = "Retrieval::is_default")]
+    pub retrieval: Retrieval,
+}
+
+/// Which arm answers a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Nearest chunks by embedding.
+    Dense,
+    /// BM25 over the chunks' words: exact tokens (codes, names) that vectors blur.
+    Sparse,
+    /// Both, fused by reciprocal rank fusion.
+    #[default]
+    Hybrid,
+}
+
+impl std::fmt::Display for SearchMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SearchMode::Dense => "dense",
+            SearchMode::Sparse => "sparse",
+            SearchMode::Hybrid => "hybrid",
+        })
+    }
+}
+
+/// An index's search defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retrieval {
+    #[serde(default)]
+    pub mode: SearchMode,
+    /// RRF's constant: a hit at rank r of an arm adds weight / (rrf_k + r).
+    #[serde(default = "default_rrf_k")]
+    pub rrf_k: u32,
+    #[serde(default)]
+    pub weights: ArmWeights,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmWeights {
+    #[serde(default = "one")]
+    pub dense: f32,
+    #[serde(default = "one")]
+    pub sparse: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn default_rrf_k() -> u32 {
+    60
+}
+
+impl Default for ArmWeights {
+    fn default() -> Self {
+        ArmWeights {
+            dense: 1.0,
+            sparse: 1.0,
+        }
+    }
+}
+
+impl Default for Retrieval {
+    fn default() -> Self {
+        Retrieval {
+            mode: SearchMode::default(),
+            rrf_k: default_rrf_k(),
+            weights: ArmWeights::default(),
+        }
+    }
+}
+
+impl Retrieval {
+    pub fn is_default(&self) -> bool {
+        *self == Retrieval::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -86,6 +86,7 @@ fn spec() -> DocumentIndex {
         reranker_features: vec![],
         description: String::new(),
         freshness: None,
+        retrieval: Default::default(),
     }
 }
 

@@ -20,11 +20,12 @@ pub mod layout;
 pub mod live;
 pub mod models;
 pub mod search;
+pub mod sparse;
 pub mod store;
 pub mod sync;
 
 pub use error::{RetrievalError, RetrievalResult};
 pub use live::LiveIndexes;
-pub use search::{Hit, LoadedVersion, Query};
+pub use search::{Hit, LoadedVersion, Query, SearchOptions};
 pub use store::IndexStore;
 pub use sync::{Corpus, DocumentChanges, SyncReport, VersionSync};

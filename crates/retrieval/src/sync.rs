@@ -467,6 +467,7 @@ fn sync_version(
     }
     std::fs::create_dir_all(&tmp).map_err(|e| RetrievalError::io(&tmp, e))?;
     write_points(&tmp, &points, &vectors)?;
+    crate::sparse::build(&tmp, &points)?;
     // An empty corpus has no graph to dump (hnsw_rs cannot dump one); `graph_points == 0` says so.
     if !graph.is_empty() {
         graph.dump(&tmp)?;

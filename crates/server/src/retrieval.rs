@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use asof_core::error::did_you_mean;
-use asof_core::spec::DocumentIndex;
+use asof_core::spec::{DocumentIndex, SearchMode};
 use asof_core::time;
-use asof_retrieval::{Hit, LiveIndexes, LoadedVersion, Query, RetrievalError};
+use asof_retrieval::{Hit, LiveIndexes, LoadedVersion, Query, RetrievalError, SearchOptions};
 
 use crate::convert::{from_proto, timestamp};
 use crate::error::{ServerError, ServerResult};
@@ -105,7 +105,27 @@ fn hit_to_proto(h: Hit) -> DocumentHit {
             .collect(),
         doc_version: h.doc_version,
         indexed_at: Some(timestamp(time::to_nanos(h.indexed_at))),
+        dense_rank: h.dense.map_or(0, |(r, _)| r),
+        dense_score: h.dense.map_or(0.0, |(_, s)| s),
+        sparse_rank: h.sparse.map_or(0, |(r, _)| r),
+        sparse_score: h.sparse.map_or(0.0, |(_, s)| s),
     }
+}
+
+/// A request's mode, or the index's default.
+fn mode_of(mode: i32, spec: &DocumentIndex) -> ServerResult<SearchMode> {
+    use crate::proto::v1::SearchMode as P;
+    Ok(match P::try_from(mode) {
+        Ok(P::Unspecified) => spec.retrieval.mode,
+        Ok(P::Dense) => SearchMode::Dense,
+        Ok(P::Sparse) => SearchMode::Sparse,
+        Ok(P::Hybrid) => SearchMode::Hybrid,
+        Err(_) => {
+            return Err(ServerError::InvalidArgument(format!(
+                "search mode {mode} is not one of DENSE (1), SPARSE (2), HYBRID (3)"
+            )));
+        }
+    })
 }
 
 impl Serving {
@@ -135,12 +155,15 @@ impl Serving {
     /// new generation reads files.
     async fn search(
         &self,
-        index: &str,
+        spec: &DocumentIndex,
         version: &str,
         query: OwnedQuery,
         k: usize,
         filters: BTreeMap<String, String>,
+        mode: SearchMode,
     ) -> ServerResult<(Arc<LoadedVersion>, Vec<Hit>)> {
+        let index = spec.name.as_str();
+        let fusion = spec.retrieval.clone();
         let indexes = Arc::clone(self.indexes()?);
         let index = index.to_string();
         let version = (!version.is_empty()).then(|| version.to_string());
@@ -149,12 +172,16 @@ impl Serving {
         let deadline = crate::deadline::current();
         tokio::task::spawn_blocking(move || {
             let v = indexes.get(&index, version.as_deref())?;
-            let hits = v.search_within(
+            let hits = v.search_with(
                 query.as_query(),
-                k,
-                &filters,
-                asof_retrieval::search::DEFAULT_EF,
-                Some(deadline),
+                &SearchOptions {
+                    k,
+                    filters: &filters,
+                    ef: asof_retrieval::search::DEFAULT_EF,
+                    mode,
+                    fusion: &fusion,
+                    deadline: Some(deadline),
+                },
             )?;
             Ok::<_, RetrievalError>((v, hits))
         })
@@ -167,11 +194,12 @@ impl Serving {
         &self,
         req: SearchDocumentsRequest,
     ) -> ServerResult<SearchDocumentsResponse> {
-        Self::index_spec(&self.snapshot(), &req.index)?;
+        let spec = Self::index_spec(&self.snapshot(), &req.index)?.clone();
+        let mode = mode_of(req.mode, &spec)?;
         let query = OwnedQuery::required(req.query)?;
         let filters = req.filters.into_iter().collect();
         let (v, hits) = self
-            .search(&req.index, &req.version, query, k_of(req.k)?, filters)
+            .search(&spec, &req.version, query, k_of(req.k)?, filters, mode)
             .await?;
         Ok(SearchDocumentsResponse {
             hits: hits.into_iter().map(hit_to_proto).collect(),
@@ -226,13 +254,15 @@ impl Serving {
             .as_ref()
             .map(crate::convert::nanos)
             .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
+        let mode = mode_of(req.mode, &spec)?;
         let (v, hits) = self
             .search(
-                &req.index,
+                &spec,
                 "",
                 query,
                 k_of(req.k)?,
                 req.filters.into_iter().collect(),
+                mode,
             )
             .await?;
 

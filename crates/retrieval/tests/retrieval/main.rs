@@ -1,6 +1,7 @@
 //! Retrieval on real files: documents on disk, the SQLite cache, hnsw_rs graphs dumped and
 //! reloaded, and the OpenAI protocol over a real loopback HTTP server.
 
+mod hybrid;
 mod local_model;
 mod openai_server;
 mod pipeline;
@@ -34,6 +35,7 @@ pub fn spec(model: &str) -> DocumentIndex {
         reranker_features: vec![],
         description: String::new(),
         freshness: None,
+        retrieval: Default::default(),
     }
 }
 

@@ -178,15 +178,18 @@ fn request() -> impl Strategy<Value = Request> {
             deleted: Vec::new(),
         })
     });
-    let search = (name(), ".{0,20}", any::<u32>(), name()).prop_map(|(index, text, k, version)| {
-        Request::Search(SearchDocumentsRequest {
-            index,
-            query: Some(asof_server::proto::v1::search_documents_request::Query::Text(text)),
-            k: k % 2000,
-            filters: Default::default(),
-            version,
-        })
-    });
+    let search = (name(), ".{0,20}", any::<u32>(), name(), -1i32..5).prop_map(
+        |(index, text, k, version, mode)| {
+            Request::Search(SearchDocumentsRequest {
+                index,
+                query: Some(asof_server::proto::v1::search_documents_request::Query::Text(text)),
+                k: k % 2000,
+                filters: Default::default(),
+                version,
+                mode,
+            })
+        },
+    );
     let rank = (
         name(),
         ".{0,20}",

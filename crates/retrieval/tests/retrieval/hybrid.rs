@@ -1,0 +1,133 @@
+//! Dense, sparse (BM25) and hybrid search over the same generations: both arms see the same
+//! tombstones, filters apply inside each arm, and fusion reports each arm's rank.
+
+use std::collections::BTreeMap;
+
+use asof_core::spec::{Retrieval, SearchMode};
+use asof_retrieval::{Hit, IndexStore, LiveIndexes, Query, SearchOptions};
+
+use crate::{corpus, spec, write_docs};
+
+const T0: &str = "2026-01-01T00:00:00Z";
+
+fn search(
+    live: &LiveIndexes,
+    text: &str,
+    mode: SearchMode,
+    k: usize,
+    filters: &BTreeMap<String, String>,
+) -> Vec<Hit> {
+    live.get("help", None)
+        .unwrap()
+        .search_with(
+            Query::Text(text),
+            &SearchOptions {
+                k,
+                filters,
+                ef: 64,
+                mode,
+                fusion: &Retrieval::default(),
+                deadline: None,
+            },
+        )
+        .unwrap()
+}
+
+const MODES: [SearchMode; 3] = [SearchMode::Dense, SearchMode::Sparse, SearchMode::Hybrid];
+
+#[test]
+fn sparse_finds_exact_tokens_hybrid_fuses_both_arms_and_filters_apply_inside_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = corpus(60);
+    docs.push((
+        "code".into(),
+        "error ZX4471 means the card was declined".into(),
+    ));
+    write_docs(dir.path(), &docs, T0);
+    let store = IndexStore::new(dir.path().join("data/indexes"));
+    store.sync(dir.path(), &spec("hashing-v1")).unwrap();
+    let live = LiveIndexes::new(store);
+    let none = BTreeMap::new();
+
+    let sparse = search(&live, "ZX4471", SearchMode::Sparse, 5, &none);
+    assert_eq!(
+        sparse[0].doc_id, "code",
+        "an exact token is BM25's strength"
+    );
+    assert_eq!(sparse.len(), 1, "only chunks holding a query term match");
+    assert!(sparse[0].sparse.is_some() && sparse[0].dense.is_none());
+
+    // Hybrid: reciprocal rank fusion of both arms, each hit with the ranks it got.
+    let text = "refund payment card declined";
+    let dense = search(&live, text, SearchMode::Dense, 200, &none);
+    let sparse = search(&live, text, SearchMode::Sparse, 200, &none);
+    let hybrid = search(&live, text, SearchMode::Hybrid, 10, &none);
+    assert_eq!(hybrid.len(), 10);
+    for h in &hybrid {
+        let d = dense.iter().position(|x| x.chunk_id == h.chunk_id);
+        let s = sparse.iter().position(|x| x.chunk_id == h.chunk_id);
+        let expect =
+            d.map_or(0.0, |r| 1.0 / (61.0 + r as f32)) + s.map_or(0.0, |r| 1.0 / (61.0 + r as f32));
+        assert!((h.score - expect).abs() < 1e-6, "{h:?}: RRF {expect}");
+        assert_eq!(h.dense.map(|(r, _)| r as usize), d.map(|r| r + 1));
+        assert_eq!(h.sparse.map(|(r, _)| r as usize), s.map(|r| r + 1));
+    }
+    assert!(hybrid.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // A filter that leaves one document: every arm returns it and only it, never fewer.
+    let one: BTreeMap<String, String> = [("doc_id".to_string(), "doc007".to_string())].into();
+    for mode in MODES {
+        let hits = search(&live, "billing refund driver trip", mode, 5, &one);
+        assert!(!hits.is_empty(), "{mode}: the filter starved the results");
+        assert!(
+            hits.iter().all(|h| h.doc_id == "doc007"),
+            "{mode}: {hits:?}"
+        );
+    }
+}
+
+#[test]
+fn tombstones_hold_in_both_arms_across_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = corpus(30);
+    docs.push(("gone".into(), "quasar nebula telescope observatory".into()));
+    docs.push(("edited".into(), "old wording about walrus migration".into()));
+    write_docs(dir.path(), &docs, T0);
+    let store = IndexStore::new(dir.path().join("data/indexes"));
+    store.sync(dir.path(), &spec("hashing-v1")).unwrap();
+    let live = LiveIndexes::new(store.clone());
+    let none = BTreeMap::new();
+    assert!(
+        search(&live, "quasar nebula", SearchMode::Sparse, 3, &none)
+            .iter()
+            .any(|h| h.doc_id == "gone")
+    );
+
+    docs.retain(|(id, _)| id != "gone");
+    docs.last_mut().unwrap().1 = "new wording about penguin colonies".into();
+    write_docs(dir.path(), &docs, T0);
+    for round in 0..2 {
+        // A second sync of the same corpus keeps them gone (a generation built on the last).
+        store.sync(dir.path(), &spec("hashing-v1")).unwrap();
+        for mode in MODES {
+            let hits = search(
+                &live,
+                "quasar nebula telescope observatory",
+                mode,
+                40,
+                &none,
+            );
+            assert!(
+                !hits.iter().any(|h| h.doc_id == "gone"),
+                "round {round}, {mode}"
+            );
+            let old = search(&live, "walrus migration", mode, 40, &none);
+            assert!(
+                !old.iter().any(|h| h.text.contains("walrus")),
+                "round {round}, {mode}: the edited chunk's old text came back"
+            );
+        }
+        let new = search(&live, "penguin colonies", SearchMode::Sparse, 3, &none);
+        assert_eq!(new[0].doc_id, "edited");
+    }
+}
