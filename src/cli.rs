@@ -209,7 +209,8 @@ pub enum IndexCommand {
         #[command(flatten)]
         format: FormatArg,
     },
-    /// recall@k and MRR of every version on labelled queries (JSON lines: query, relevant).
+    /// nDCG@10, recall@k and MRR of every version and search mode on labelled queries (JSON
+    /// lines: query, relevant).
     Eval {
         name: String,
         #[arg(long)]
@@ -224,6 +225,9 @@ pub enum IndexCommand {
         name: String,
         #[arg(id = "index_version", value_name = "VERSION")]
         version: String,
+        /// Promote even when the index's `eval` gate finds the version worse than the live one.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         format: FormatArg,
     },

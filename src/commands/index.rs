@@ -75,24 +75,36 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
         } => {
             let spec = spec(ctx, &name)?;
             let queries = read_queries(&queries)?;
-            let evals = evaluate(&store(ctx)?, &spec.name, &queries, k)?;
+            let modes = [SearchMode::Dense, SearchMode::Sparse, SearchMode::Hybrid];
+            let evals = evaluate(
+                &store(ctx)?,
+                &spec.name,
+                &queries,
+                k,
+                &modes,
+                &spec.retrieval,
+            )?;
             if format.output == OutputFormat::Json {
                 return print_json(&evals);
             }
             println!(
-                "{:<8} {:<36} {:>5} {:>10} {:>7}",
+                "{:<8} {:<40} {:>5} {:<7} {:>8} {:>10} {:>7}",
                 "version",
                 "model",
                 "live",
+                "mode",
+                "nDCG@10",
                 format!("recall@{k}"),
                 "MRR"
             );
             for e in &evals {
                 println!(
-                    "{:<8} {:<36} {:>5} {:>10.3} {:>7.3}",
+                    "{:<8} {:<40} {:>5} {:<7} {:>8.3} {:>10.3} {:>7.3}",
                     e.version,
                     e.model_id,
                     if e.live { "yes" } else { "" },
+                    e.mode.to_string(),
+                    e.ndcg_at_10,
                     e.recall_at_k,
                     e.mrr
                 );
@@ -103,9 +115,32 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
         IndexCommand::Promote {
             name,
             version,
+            force,
             format,
         } => {
-            let m = store(ctx)?.promote(&spec(ctx, &name)?.name, &version)?;
+            let spec = spec(ctx, &name)?;
+            let store = store(ctx)?;
+            if let Some(g) = asof_retrieval::eval::gate(&store, &ctx.repo, &spec, &version)? {
+                let live = g
+                    .live
+                    .as_ref()
+                    .map(|(v, s)| format!("live `{v}` {}: {s:.4}", g.metric))
+                    .unwrap_or_else(|| "no live version".into());
+                let line = format!(
+                    "{} gate ({} search, max regression {}): `{version}` {}: {:.4}; {live}",
+                    name, g.mode, g.max_regression, g.metric, g.candidate_score
+                );
+                if !g.passed && !force {
+                    bail!(
+                        "{line}\nrefusing to promote `{version}`: it is worse than the live version by more than {}; pass --force to promote it anyway",
+                        g.max_regression
+                    );
+                }
+                if !ctx.quiet {
+                    eprintln!("{line}{}", if g.passed { "" } else { " (forced)" });
+                }
+            }
+            let m = store.promote(&spec.name, &version)?;
             if format.output == OutputFormat::Text {
                 println!(
                     "{name}: `{version}` is live (rollback returns to `{}`)",

@@ -105,3 +105,79 @@ fn index_lifecycle_from_the_cli() {
     let err = stderr_of(&mut r.run(&["index", "sync", "help_artcles"]));
     assert!(err.contains("did you mean `help_articles`?"), "{err}");
 }
+
+#[test]
+fn promote_refuses_a_version_worse_than_live_unless_forced() {
+    let r = TestRepo::init();
+    r.edit(
+        "documents.yaml",
+        "    metric: cosine",
+        "    metric: cosine\n    retrieval: {mode: dense}\n    eval: {queries: data/queries.jsonl, metric: ndcg@10, max_regression: 0.01}",
+    );
+    r.run(&["apply"]).assert().success();
+    r.run(&["index", "sync", "help_articles"])
+        .assert()
+        .success();
+    // A much smaller hashing space: a worse model, built as v2 beside the live v1.
+    r.edit("documents.yaml", "dims: 256}", "dims: 8}");
+    r.run(&["apply"]).assert().success();
+    r.run(&["index", "sync", "help_articles"])
+        .assert()
+        .success();
+
+    let out = r
+        .run(&[
+            "index",
+            "eval",
+            "help_articles",
+            "--queries",
+            "data/queries.jsonl",
+            "--output",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let evals: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let score = |version: &str, mode: &str| {
+        evals
+            .iter()
+            .find(|e| e["version"] == version && e["mode"] == mode)
+            .and_then(|e| e["ndcg_at_10"].as_f64())
+            .unwrap()
+    };
+    for mode in ["dense", "sparse", "hybrid"] {
+        assert!(score("v1", mode) > 0.0, "{mode}");
+    }
+    assert!(
+        score("v2", "dense") + 0.01 < score("v1", "dense"),
+        "{evals:?}"
+    );
+
+    let err = r
+        .run(&["index", "promote", "help_articles", "v2"])
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(stderr.contains("refusing to promote `v2`"), "{stderr}");
+    assert!(
+        stderr.contains("live `v1` ndcg@10"),
+        "both scores are printed: {stderr}"
+    );
+    let manifest = r.read("data/indexes/help_articles/manifest.json");
+    assert!(
+        manifest.contains("\"live\": \"v1\""),
+        "nothing changed: {manifest}"
+    );
+
+    r.run(&["index", "promote", "help_articles", "v2", "--force"])
+        .assert()
+        .success();
+    // Back to the better one: the gate lets an improvement through.
+    r.run(&["index", "promote", "help_articles", "v1"])
+        .assert()
+        .success();
+}

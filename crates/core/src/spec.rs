@@ -232,6 +232,48 @@ pub struct DocumentIndex {
     /// How requests search by default: dense, sparse (BM25) or hybrid.
     #[serde(default, skip_serializing_if = "Retrieval::is_default")]
     pub retrieval: Retrieval,
+    /// The quality gate of `asof index promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalGate>,
+}
+
+/// `asof index promote` refuses a version that scores worse than the live one by more than
+/// `max_regression` on `queries` (unless `--force`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalGate {
+    /// Labelled queries (JSON lines `{"query": ..., "relevant": [doc ids]}`), relative to the repo.
+    pub queries: String,
+    #[serde(default)]
+    pub metric: EvalMetric,
+    #[serde(default = "default_max_regression")]
+    pub max_regression: f64,
+}
+
+fn default_max_regression() -> f64 {
+    0.01
+}
+
+/// What the gate compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EvalMetric {
+    #[default]
+    #[serde(rename = "ndcg@10")]
+    Ndcg10,
+    #[serde(rename = "recall@10")]
+    Recall10,
+    #[serde(rename = "mrr")]
+    Mrr,
+}
+
+impl std::fmt::Display for EvalMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EvalMetric::Ndcg10 => "ndcg@10",
+            EvalMetric::Recall10 => "recall@10",
+            EvalMetric::Mrr => "mrr",
+        })
+    }
 }
 
 /// Which arm answers a search.

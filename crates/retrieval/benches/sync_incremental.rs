@@ -87,6 +87,7 @@ fn spec() -> DocumentIndex {
         description: String::new(),
         freshness: None,
         retrieval: Default::default(),
+        eval: None,
     }
 }
 

@@ -36,6 +36,7 @@ pub fn spec(model: &str) -> DocumentIndex {
         description: String::new(),
         freshness: None,
         retrieval: Default::default(),
+        eval: None,
     }
 }
 

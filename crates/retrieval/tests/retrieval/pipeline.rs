@@ -193,7 +193,15 @@ fn eval_scores_every_version() {
             relevant: vec![docs[i].0.clone()],
         })
         .collect();
-    let evals = asof_retrieval::eval::evaluate(&s, "help", &queries, 5).unwrap();
+    let evals = asof_retrieval::eval::evaluate(
+        &s,
+        "help",
+        &queries,
+        5,
+        &[asof_core::spec::SearchMode::Dense],
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(evals.len(), 2);
     for e in &evals {
         assert!(e.recall_at_k > 0.8, "{e:?}");
