@@ -296,6 +296,8 @@ fn search(
             mode,
             fusion: &spec.retrieval,
             deadline: None,
+            contract: None,
+            as_of: None,
         },
     )?;
     if format == OutputFormat::Json {

@@ -235,6 +235,86 @@ pub struct DocumentIndex {
     /// The quality gate of `asof index promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<EvalGate>,
+    /// What a chunk must be to reach a caller, enforced in the retrieval layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Contract>,
+}
+
+/// A retrieval data contract: chunks that break it are never returned, and when fewer than
+/// `min_results` qualify the answer abstains (or, with `on_violation: partial`, returns what
+/// qualifies). A request may narrow it, never widen it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    /// On the document's `updated_at`, relative to the request's `as_of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<Ttl>,
+    /// Values the metadata field `type` may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_types: Option<Vec<String>>,
+    /// Metadata fields every document must have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_metadata: Vec<String>,
+    /// The least dense (cosine) score a hit may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f32>,
+    #[serde(default = "one_result")]
+    pub min_results: usize,
+    #[serde(default)]
+    pub on_violation: OnViolation,
+}
+
+fn one_result() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnViolation {
+    /// No hits, an `abstained` flag and the reasons.
+    #[default]
+    Abstain,
+    /// The hits that qualify, however few.
+    Partial,
+}
+
+impl Contract {
+    /// The stricter of `self` and `request` on every term: a request narrows, never widens.
+    pub fn narrowed(&self, request: &Contract) -> Contract {
+        let max_age = match (self.max_age, request.max_age) {
+            (Some(a), Some(b)) => {
+                let span = |t: Ttl| t.as_nanos().unwrap_or(i64::MAX);
+                Some(if span(a) <= span(b) { a } else { b })
+            }
+            (a, b) => a.or(b),
+        };
+        let allowed_types = match (&self.allowed_types, &request.allowed_types) {
+            (Some(a), Some(b)) => Some(a.iter().filter(|t| b.contains(t)).cloned().collect()),
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        let mut required_metadata = self.required_metadata.clone();
+        for m in &request.required_metadata {
+            if !required_metadata.contains(m) {
+                required_metadata.push(m.clone());
+            }
+        }
+        let min_score = match (self.min_score, request.min_score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Contract {
+            max_age,
+            allowed_types,
+            required_metadata,
+            min_score,
+            min_results: self.min_results.max(request.min_results),
+            on_violation: if self.on_violation == OnViolation::Abstain {
+                OnViolation::Abstain
+            } else {
+                request.on_violation
+            },
+        }
+    }
 }
 
 /// `asof index promote` refuses a version that scores worse than the live one by more than

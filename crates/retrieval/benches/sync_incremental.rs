@@ -88,6 +88,7 @@ fn spec() -> DocumentIndex {
         freshness: None,
         retrieval: Default::default(),
         eval: None,
+        contract: None,
     }
 }
 

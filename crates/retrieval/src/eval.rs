@@ -98,6 +98,8 @@ pub fn top_documents(
             mode,
             fusion,
             deadline: None,
+            contract: None,
+            as_of: None,
         },
     )?;
     let mut docs: Vec<String> = Vec::with_capacity(k);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use asof_core::spec::{Metric, Retrieval, SearchMode};
+use asof_core::spec::{Contract, Metric, OnViolation, Retrieval, SearchMode};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -70,6 +70,84 @@ pub struct SearchOptions<'a> {
     pub fusion: &'a Retrieval,
     /// Embed the query by then (the server's request deadline).
     pub deadline: Option<std::time::Instant>,
+    /// The contract chunks must meet (the index's, narrowed by the request).
+    pub contract: Option<&'a Contract>,
+    /// Point-in-time retrieval: documents updated after this instant (UTC ns) are not returned,
+    /// and the contract's `max_age` counts back from it.
+    pub as_of: Option<i64>,
+}
+
+/// Why a chunk was kept out of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusion {
+    /// Its document was updated after the request's `as_of`.
+    UpdatedAfterAsOf,
+    TooOld,
+    Type,
+    MissingMetadata,
+    BelowScore,
+}
+
+impl Exclusion {
+    pub fn name(self) -> &'static str {
+        match self {
+            Exclusion::UpdatedAfterAsOf => "updated_after_as_of",
+            Exclusion::TooOld => "too_old",
+            Exclusion::Type => "type",
+            Exclusion::MissingMetadata => "missing_metadata",
+            Exclusion::BelowScore => "below_score",
+        }
+    }
+}
+
+/// A search's answer under a contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    pub hits: Vec<Hit>,
+    /// Fewer than `min_results` chunks qualified and the contract says abstain: no hits.
+    pub abstained: bool,
+    /// Among the chunks the query would have returned without the contract (and `as_of`), how
+    /// many each reason kept out.
+    pub excluded: BTreeMap<Exclusion, usize>,
+}
+
+/// Why `p` may not be returned under `contract` as of `as_of`, if it may not.
+pub fn exclusion(
+    p: &PointRecord,
+    contract: Option<&Contract>,
+    as_of: Option<i64>,
+) -> Option<Exclusion> {
+    let updated = chrono::DateTime::parse_from_rfc3339(&p.doc_version)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt());
+    if let (Some(as_of), Some(u)) = (as_of, updated)
+        && u > as_of
+    {
+        return Some(Exclusion::UpdatedAfterAsOf);
+    }
+    let c = contract?;
+    if let Some(max) = c.max_age.and_then(|t| t.as_nanos()) {
+        let now =
+            as_of.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
+        // A version that is not a time cannot be shown to be fresh.
+        if updated.is_none_or(|u| u < now.saturating_sub(max)) {
+            return Some(Exclusion::TooOld);
+        }
+    }
+    if let Some(types) = &c.allowed_types {
+        let ok = matches!(p.metadata.get("type"), Some(Json::String(t)) if types.contains(t));
+        if !ok {
+            return Some(Exclusion::Type);
+        }
+    }
+    if c.required_metadata
+        .iter()
+        .any(|m| p.metadata.get(m).is_none_or(Json::is_null))
+    {
+        return Some(Exclusion::MissingMetadata);
+    }
+    None
 }
 
 /// Candidates each arm contributes to a hybrid search: deeper than k, so that a chunk ranked
@@ -218,6 +296,8 @@ impl LoadedVersion {
                 mode: SearchMode::Dense,
                 fusion: &Retrieval::default(),
                 deadline: None,
+                contract: None,
+                as_of: None,
             },
         )
     }
@@ -236,6 +316,64 @@ impl LoadedVersion {
         query: Query<'_>,
         opts: &SearchOptions<'_>,
     ) -> RetrievalResult<Vec<Hit>> {
+        Ok(self.answer(query, opts)?.hits)
+    }
+
+    /// [`Self::search_with`] under the options' contract and `as_of`: the chunks that break
+    /// them are kept out inside both arms (so they never starve k), hits below `min_score`
+    /// (dense) are dropped, and with fewer than `min_results` left the answer abstains. The
+    /// reasons are counted over what an unconstrained search would have returned.
+    pub fn answer(&self, query: Query<'_>, opts: &SearchOptions<'_>) -> RetrievalResult<Answer> {
+        if opts.contract.is_none() && opts.as_of.is_none() {
+            return Ok(Answer {
+                hits: self.ranked(query, opts)?,
+                abstained: false,
+                excluded: BTreeMap::new(),
+            });
+        }
+        let min_score = opts.contract.and_then(|c| c.min_score);
+        let below = |h: &Hit| match (min_score, h.dense) {
+            (Some(min), Some((_, score))) => score < min,
+            (Some(_), None) => opts.mode != SearchMode::Sparse,
+            (None, _) => false,
+        };
+        let mut excluded = BTreeMap::new();
+        let open = SearchOptions {
+            k: candidates(opts.k),
+            contract: None,
+            as_of: None,
+            ..*opts
+        };
+        for h in self.ranked(query, &open)? {
+            let reason = self
+                .point_of(&h.chunk_id)
+                .and_then(|p| exclusion(p, opts.contract, opts.as_of))
+                .or_else(|| below(&h).then_some(Exclusion::BelowScore));
+            if let Some(r) = reason {
+                *excluded.entry(r).or_insert(0) += 1;
+            }
+        }
+        let mut hits = self.ranked(query, opts)?;
+        hits.retain(|h| !below(h));
+        let abstained = opts
+            .contract
+            .is_some_and(|c| hits.len() < c.min_results && c.on_violation == OnViolation::Abstain);
+        if abstained {
+            hits.clear();
+        }
+        Ok(Answer {
+            hits,
+            abstained,
+            excluded,
+        })
+    }
+
+    fn point_of(&self, chunk_id: &str) -> Option<&PointRecord> {
+        self.points.iter().find(|p| p.chunk_id == chunk_id)
+    }
+
+    /// The arms and their fusion, with the options' filters, contract and `as_of` inside them.
+    fn ranked(&self, query: Query<'_>, opts: &SearchOptions<'_>) -> RetrievalResult<Vec<Hit>> {
         if opts.k == 0 {
             return Err(RetrievalError::Query("k must be at least 1".into()));
         }
@@ -264,12 +402,12 @@ impl LoadedVersion {
             SearchMode::Sparse => Vec::new(),
             _ => {
                 let v = self.query_vector_within(query, opts.deadline)?;
-                self.dense_ids(&v, depth, opts.filters, opts.ef)
+                self.dense_ids(&v, depth, opts, opts.ef)
             }
         };
         let sparse = match (opts.mode, text) {
             (SearchMode::Dense, _) | (_, None) => Vec::new(),
-            (_, Some(t)) if sparse_ready => self.sparse_ids(t, depth, opts.filters)?,
+            (_, Some(t)) if sparse_ready => self.sparse_ids(t, depth, opts)?,
             _ => Vec::new(),
         };
         let ranked = match opts.mode {
@@ -313,14 +451,19 @@ impl LoadedVersion {
                 mode: SearchMode::Dense,
                 fusion: &Retrieval::default(),
                 deadline,
+                contract: None,
+                as_of: None,
             },
         )
     }
 
-    /// Whether point `id` is live and passes `filters`.
-    fn allowed(&self, id: usize, filters: &BTreeMap<String, String>) -> bool {
+    /// Whether point `id` is live and passes the options' filters, contract and `as_of`.
+    fn allowed(&self, id: usize, opts: &SearchOptions<'_>) -> bool {
         match self.slot.get(id) {
-            Some(&s) if s != TOMBSTONE => matches(&self.points[s as usize], filters),
+            Some(&s) if s != TOMBSTONE => {
+                let p = &self.points[s as usize];
+                matches(p, opts.filters) && exclusion(p, opts.contract, opts.as_of).is_none()
+            }
             _ => false,
         }
     }
@@ -345,7 +488,7 @@ impl LoadedVersion {
         &self,
         text: &str,
         n: usize,
-        filters: &BTreeMap<String, String>,
+        opts: &SearchOptions<'_>,
     ) -> RetrievalResult<Vec<(usize, f32)>> {
         let Some(sparse) = &self.sparse else {
             return Ok(Vec::new());
@@ -353,7 +496,7 @@ impl LoadedVersion {
         // The collector runs on tantivy's threads: it gets its own copy of what it checks.
         let live: std::sync::Arc<Vec<bool>> = std::sync::Arc::new(
             (0..self.slot.len())
-                .map(|id| self.allowed(id, filters))
+                .map(|id| self.allowed(id, opts))
                 .collect(),
         );
         sparse.search(text, n, move |id| {
@@ -369,7 +512,17 @@ impl LoadedVersion {
         filters: &BTreeMap<String, String>,
         ef: usize,
     ) -> Vec<Hit> {
-        self.dense_ids(v, k, filters, ef)
+        let opts = SearchOptions {
+            k,
+            filters,
+            ef,
+            mode: SearchMode::Dense,
+            fusion: &Retrieval::default(),
+            deadline: None,
+            contract: None,
+            as_of: None,
+        };
+        self.dense_ids(v, k, &opts, ef)
             .into_iter()
             .enumerate()
             .map(|(rank, (id, score))| {
@@ -385,15 +538,18 @@ impl LoadedVersion {
         &self,
         v: &[f32],
         k: usize,
-        filters: &BTreeMap<String, String>,
+        opts: &SearchOptions<'_>,
         ef: usize,
     ) -> Vec<(usize, f32)> {
         let Some(graph) = &self.graph else {
             return Vec::new();
         };
-        let keep = |id: usize| self.allowed(id, filters);
+        let keep = |id: usize| self.allowed(id, opts);
         // Every graph point is live and nothing is filtered: the plain (fastest) search.
-        let everything = filters.is_empty() && graph.len() == self.points.len();
+        let everything = opts.filters.is_empty()
+            && opts.contract.is_none()
+            && opts.as_of.is_none()
+            && graph.len() == self.points.len();
         let keep: Option<&dyn Fn(usize) -> bool> = if everything { None } else { Some(&keep) };
         graph
             .search(v, k, ef.max(DEFAULT_EF), keep)

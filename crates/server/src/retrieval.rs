@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use asof_core::error::did_you_mean;
-use asof_core::spec::{DocumentIndex, SearchMode};
+use asof_core::spec::{Contract, DocumentIndex, SearchMode};
 use asof_core::time;
-use asof_retrieval::{Hit, LiveIndexes, LoadedVersion, Query, RetrievalError, SearchOptions};
+use asof_retrieval::{
+    Answer, Hit, LiveIndexes, LoadedVersion, Query, RetrievalError, SearchOptions,
+};
 
 use crate::convert::{from_proto, timestamp};
 use crate::error::{ServerError, ServerResult};
@@ -112,6 +114,27 @@ fn hit_to_proto(h: Hit) -> DocumentHit {
     }
 }
 
+/// The index's contract narrowed by the request's terms (a request alone cannot add a contract
+/// that loosens nothing: its terms apply on their own when the index has none).
+fn contract_of(
+    spec: &DocumentIndex,
+    request: Option<&crate::proto::v1::Contract>,
+) -> Option<Contract> {
+    let request = request.map(|c| Contract {
+        max_age: (c.max_age_seconds > 0).then(|| asof_core::Ttl::from_seconds(c.max_age_seconds)),
+        allowed_types: (!c.allowed_types.is_empty()).then(|| c.allowed_types.clone()),
+        required_metadata: c.required_metadata.clone(),
+        min_score: c.min_score,
+        min_results: c.min_results as usize,
+        on_violation: Default::default(),
+    });
+    match (&spec.contract, request) {
+        (Some(index), Some(r)) => Some(index.narrowed(&r)),
+        (Some(index), None) => Some(index.clone()),
+        (None, r) => r,
+    }
+}
+
 /// A request's mode, or the index's default.
 fn mode_of(mode: i32, spec: &DocumentIndex) -> ServerResult<SearchMode> {
     use crate::proto::v1::SearchMode as P;
@@ -153,6 +176,7 @@ impl Serving {
 
     /// Embeds and searches on a blocking thread: embedding may be an HTTP call, and loading a
     /// new generation reads files.
+    #[allow(clippy::too_many_arguments)]
     async fn search(
         &self,
         spec: &DocumentIndex,
@@ -161,7 +185,9 @@ impl Serving {
         k: usize,
         filters: BTreeMap<String, String>,
         mode: SearchMode,
-    ) -> ServerResult<(Arc<LoadedVersion>, Vec<Hit>)> {
+        contract: Option<Contract>,
+        as_of: Option<i64>,
+    ) -> ServerResult<(Arc<LoadedVersion>, Answer)> {
         let index = spec.name.as_str();
         let fusion = spec.retrieval.clone();
         let indexes = Arc::clone(self.indexes()?);
@@ -172,7 +198,7 @@ impl Serving {
         let deadline = crate::deadline::current();
         tokio::task::spawn_blocking(move || {
             let v = indexes.get(&index, version.as_deref())?;
-            let hits = v.search_with(
+            let hits = v.answer(
                 query.as_query(),
                 &SearchOptions {
                     k,
@@ -181,6 +207,8 @@ impl Serving {
                     mode,
                     fusion: &fusion,
                     deadline: Some(deadline),
+                    contract: contract.as_ref(),
+                    as_of,
                 },
             )?;
             Ok::<_, RetrievalError>((v, hits))
@@ -198,14 +226,31 @@ impl Serving {
         let mode = mode_of(req.mode, &spec)?;
         let query = OwnedQuery::required(req.query)?;
         let filters = req.filters.into_iter().collect();
-        let (v, hits) = self
-            .search(&spec, &req.version, query, k_of(req.k)?, filters, mode)
+        let contract = contract_of(&spec, req.contract.as_ref());
+        let as_of = req.as_of.as_ref().map(crate::convert::nanos);
+        let (v, answer) = self
+            .search(
+                &spec,
+                &req.version,
+                query,
+                k_of(req.k)?,
+                filters,
+                mode,
+                contract,
+                as_of,
+            )
             .await?;
         Ok(SearchDocumentsResponse {
-            hits: hits.into_iter().map(hit_to_proto).collect(),
+            hits: answer.hits.into_iter().map(hit_to_proto).collect(),
             index: req.index,
             version: v.meta.id.clone(),
             model: v.meta.model_id.clone(),
+            abstained: answer.abstained,
+            excluded: answer
+                .excluded
+                .into_iter()
+                .map(|(r, n)| (r.name().to_string(), n as u32))
+                .collect(),
         })
     }
 
@@ -255,7 +300,8 @@ impl Serving {
             .map(crate::convert::nanos)
             .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
         let mode = mode_of(req.mode, &spec)?;
-        let (v, hits) = self
+        let contract = contract_of(&spec, None);
+        let (v, answer) = self
             .search(
                 &spec,
                 "",
@@ -263,8 +309,11 @@ impl Serving {
                 k_of(req.k)?,
                 req.filters.into_iter().collect(),
                 mode,
+                contract,
+                req.as_of.is_some().then_some(as_of),
             )
             .await?;
+        let hits = answer.hits;
 
         // One entity row per hit, looked up by the same code as GetOnlineFeatures.
         let doc_ids: Vec<crate::proto::v1::Value> = hits

@@ -28,6 +28,8 @@ fn search(
                 mode,
                 fusion: &Retrieval::default(),
                 deadline: None,
+                contract: None,
+                as_of: None,
             },
         )
         .unwrap()

@@ -1,6 +1,7 @@
 //! Retrieval on real files: documents on disk, the SQLite cache, hnsw_rs graphs dumped and
 //! reloaded, and the OpenAI protocol over a real loopback HTTP server.
 
+mod contract;
 mod hybrid;
 mod local_model;
 mod openai_server;
@@ -37,6 +38,7 @@ pub fn spec(model: &str) -> DocumentIndex {
         freshness: None,
         retrieval: Default::default(),
         eval: None,
+        contract: None,
     }
 }
 

@@ -187,6 +187,8 @@ fn request() -> impl Strategy<Value = Request> {
                 filters: Default::default(),
                 version,
                 mode,
+                as_of: None,
+                contract: None,
             })
         },
     );
