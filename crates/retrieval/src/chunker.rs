@@ -43,9 +43,45 @@ pub fn chunk(doc: &Document, spec: &Chunking) -> Vec<Chunk> {
     out
 }
 
+/// A document's text from its `v1` chunks (any order): each chunk after the first adds the tokens
+/// past its overlap with the one before. Equal to the document up to whitespace.
+pub fn join_chunks(chunks: &mut [(usize, &str)], spec: &Chunking) -> String {
+    chunks.sort_by_key(|(ordinal, _)| *ordinal);
+    let overlap = spec.overlap.min(spec.max_tokens.saturating_sub(1));
+    let mut tokens: Vec<&str> = Vec::new();
+    for (i, (_, text)) in chunks.iter().enumerate() {
+        let skip = if i == 0 { 0 } else { overlap };
+        tokens.extend(text.split_whitespace().skip(skip));
+    }
+    tokens.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_join_back_into_their_document() {
+        let text = "one two three four five six seven eight nine ten eleven";
+        for (max_tokens, overlap) in [(3, 0), (4, 1), (5, 2), (20, 3)] {
+            let spec = Chunking {
+                max_tokens,
+                overlap,
+                version: "v1".into(),
+            };
+            let chunks = chunk(&doc(text), &spec);
+            let mut parts: Vec<(usize, &str)> = chunks
+                .iter()
+                .rev()
+                .map(|c| (c.ordinal, c.text.as_str()))
+                .collect();
+            assert_eq!(
+                join_chunks(&mut parts, &spec),
+                text,
+                "{max_tokens}/{overlap}"
+            );
+        }
+    }
 
     fn doc(text: &str) -> Document {
         Document {

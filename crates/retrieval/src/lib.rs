@@ -26,6 +26,6 @@ pub mod sync;
 
 pub use error::{RetrievalError, RetrievalResult};
 pub use live::LiveIndexes;
-pub use search::{Answer, Exclusion, Hit, LoadedVersion, Query, SearchOptions};
+pub use search::{Answer, DocumentResult, Exclusion, Hit, LoadedVersion, Query, SearchOptions};
 pub use store::IndexStore;
 pub use sync::{Corpus, DocumentChanges, SyncReport, VersionSync};

@@ -77,6 +77,19 @@ pub struct SearchOptions<'a> {
     pub as_of: Option<i64>,
 }
 
+/// A document among the results: its best chunks, scored by the best of them (LangChain's
+/// parent-document retriever: chunks are searched, documents returned).
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentResult {
+    pub doc_id: String,
+    pub score: f32,
+    /// Its best `child_k` chunks, best first.
+    pub chunks: Vec<Hit>,
+    /// The whole document, rebuilt from its chunks, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
 /// Why a chunk was kept out of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -366,6 +379,62 @@ impl LoadedVersion {
             abstained,
             excluded,
         })
+    }
+
+    /// Groups ranked chunks into the `parent_k` best documents (in order of their best chunk),
+    /// each with its `child_k` best chunks and, with `whole`, its full text. Search with enough
+    /// chunks for this: [`Self::chunks_for_documents`].
+    pub fn group_documents(
+        &self,
+        hits: Vec<Hit>,
+        parent_k: usize,
+        child_k: usize,
+        whole: bool,
+    ) -> Vec<DocumentResult> {
+        let mut out: Vec<DocumentResult> = Vec::new();
+        for h in hits {
+            match out.iter().position(|d| d.doc_id == h.doc_id) {
+                Some(i) if out[i].chunks.len() < child_k.max(1) => out[i].chunks.push(h),
+                Some(_) => {}
+                None if out.len() < parent_k => out.push(DocumentResult {
+                    doc_id: h.doc_id.clone(),
+                    score: h.score,
+                    chunks: vec![h],
+                    text: None,
+                }),
+                None => {}
+            }
+        }
+        if whole {
+            for d in &mut out {
+                d.text = Some(self.document_text(&d.doc_id));
+            }
+        }
+        out
+    }
+
+    /// Chunks to ask for so that `parent_k` documents are likely to fill: documents have several
+    /// chunks each.
+    pub fn chunks_for_documents(parent_k: usize, child_k: usize) -> usize {
+        (parent_k * child_k.max(1) * 4).max(parent_k * 8)
+    }
+
+    /// A document's text, rebuilt from its live chunks.
+    pub fn document_text(&self, doc_id: &str) -> String {
+        let mut parts: Vec<(usize, &str)> = self
+            .points
+            .iter()
+            .filter(|p| p.doc_id == doc_id)
+            .map(|p| {
+                let ordinal = p
+                    .chunk_id
+                    .rsplit_once('#')
+                    .and_then(|(_, n)| n.parse().ok())
+                    .unwrap_or(0);
+                (ordinal, p.text.as_str())
+            })
+            .collect();
+        crate::chunker::join_chunks(&mut parts, &self.meta.chunking)
     }
 
     fn point_of(&self, chunk_id: &str) -> Option<&PointRecord> {

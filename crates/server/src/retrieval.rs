@@ -228,20 +228,52 @@ impl Serving {
         let filters = req.filters.into_iter().collect();
         let contract = contract_of(&spec, req.contract.as_ref());
         let as_of = req.as_of.as_ref().map(crate::convert::nanos);
+        let by_document = req.group_by == crate::proto::v1::GroupBy::Document as i32;
+        let k = k_of(req.k)?;
+        let child_k = if req.child_k == 0 {
+            3
+        } else {
+            req.child_k as usize
+        };
+        let chunks = if by_document {
+            LoadedVersion::chunks_for_documents(k, child_k).min(MAX_K)
+        } else {
+            k
+        };
         let (v, answer) = self
             .search(
                 &spec,
                 &req.version,
                 query,
-                k_of(req.k)?,
+                chunks,
                 filters,
                 mode,
                 contract,
                 as_of,
             )
             .await?;
+        let (hits, documents) = if by_document {
+            let groups = v.group_documents(answer.hits, k, child_k, req.return_document);
+            let hits = groups
+                .iter()
+                .flat_map(|g| g.chunks.clone())
+                .collect::<Vec<_>>();
+            let documents = groups
+                .into_iter()
+                .map(|g| crate::proto::v1::DocumentGroup {
+                    doc_id: g.doc_id,
+                    score: g.score,
+                    chunks: g.chunks.into_iter().map(hit_to_proto).collect(),
+                    text: g.text.unwrap_or_default(),
+                })
+                .collect();
+            (hits, documents)
+        } else {
+            (answer.hits, Vec::new())
+        };
         Ok(SearchDocumentsResponse {
-            hits: answer.hits.into_iter().map(hit_to_proto).collect(),
+            documents,
+            hits: hits.into_iter().map(hit_to_proto).collect(),
             index: req.index,
             version: v.meta.id.clone(),
             model: v.meta.model_id.clone(),
@@ -301,19 +333,34 @@ impl Serving {
             .unwrap_or_else(|| time::to_nanos(chrono::Utc::now()));
         let mode = mode_of(req.mode, &spec)?;
         let contract = contract_of(&spec, None);
+        let by_document = req.group_by == crate::proto::v1::GroupBy::Document as i32;
+        let k = k_of(req.k)?;
+        let chunks = if by_document {
+            LoadedVersion::chunks_for_documents(k, 1).min(MAX_K)
+        } else {
+            k
+        };
         let (v, answer) = self
             .search(
                 &spec,
                 "",
                 query,
-                k_of(req.k)?,
+                chunks,
                 req.filters.into_iter().collect(),
                 mode,
                 contract,
                 req.as_of.is_some().then_some(as_of),
             )
             .await?;
-        let hits = answer.hits;
+        // By document: each document's best chunk, so one feature row per document.
+        let hits: Vec<Hit> = if by_document {
+            v.group_documents(answer.hits, k, 1, false)
+                .into_iter()
+                .flat_map(|g| g.chunks)
+                .collect()
+        } else {
+            answer.hits
+        };
 
         // One entity row per hit, looked up by the same code as GetOnlineFeatures.
         let doc_ids: Vec<crate::proto::v1::Value> = hits

@@ -133,3 +133,55 @@ fn tombstones_hold_in_both_arms_across_syncs() {
         assert_eq!(new[0].doc_id, "edited");
     }
 }
+
+#[test]
+fn parent_documents_group_chunks_and_return_whole_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = corpus(40);
+    write_docs(dir.path(), &docs, T0);
+    let store = IndexStore::new(dir.path().join("data/indexes"));
+    // Chunks of 8 tokens with an overlap of 2: every document spans several.
+    let mut s = spec("hashing-v1");
+    s.chunking.overlap = 2;
+    store.sync(dir.path(), &s).unwrap();
+    let live = LiveIndexes::new(store);
+    let v = live.get("help", None).unwrap();
+    let (parent_k, child_k) = (3, 2);
+    let chunks = asof_retrieval::LoadedVersion::chunks_for_documents(parent_k, child_k);
+    for mode in MODES {
+        let hits = search(
+            &live,
+            "billing refund payment",
+            mode,
+            chunks,
+            &BTreeMap::new(),
+        );
+        let groups = v.group_documents(hits.clone(), parent_k, child_k, true);
+        assert_eq!(groups.len(), parent_k, "{mode}: k counts documents");
+        let mut seen = std::collections::HashSet::new();
+        for g in &groups {
+            assert!(seen.insert(g.doc_id.clone()), "{mode}: a document twice");
+            assert!(!g.chunks.is_empty() && g.chunks.len() <= child_k);
+            assert!(g.chunks.iter().all(|c| c.doc_id == g.doc_id));
+            assert_eq!(
+                g.score, g.chunks[0].score,
+                "a document scores as its best chunk"
+            );
+            let original = &docs.iter().find(|(id, _)| *id == g.doc_id).unwrap().1;
+            let normalized: Vec<&str> = original.split_whitespace().collect();
+            assert_eq!(g.text.as_deref(), Some(normalized.join(" ").as_str()));
+        }
+        // Documents come in the order of their best chunks.
+        let firsts: Vec<&str> =
+            hits.iter()
+                .map(|h| h.doc_id.as_str())
+                .fold(Vec::new(), |mut acc, d| {
+                    if !acc.contains(&d) {
+                        acc.push(d);
+                    }
+                    acc
+                });
+        let order: Vec<&str> = groups.iter().map(|g| g.doc_id.as_str()).collect();
+        assert_eq!(order, firsts[..parent_k]);
+    }
+}

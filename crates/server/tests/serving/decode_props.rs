@@ -189,6 +189,9 @@ fn request() -> impl Strategy<Value = Request> {
                 mode,
                 as_of: None,
                 contract: None,
+                group_by: 0,
+                child_k: 0,
+                return_document: false,
             })
         },
     );
