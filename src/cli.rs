@@ -206,6 +206,18 @@ pub enum IndexCommand {
         /// dense, sparse (BM25) or hybrid; default: the index's `retrieval.mode`.
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
+        /// Point-in-time retrieval: leave out documents updated after this instant.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Return documents (each with its best chunks) instead of chunks; -k counts documents.
+        #[arg(long)]
+        documents: bool,
+        /// With --documents: chunks per document.
+        #[arg(long, default_value_t = 3)]
+        child_k: usize,
+        /// With --documents: each document's whole text.
+        #[arg(long, requires = "documents")]
+        whole: bool,
         #[command(flatten)]
         format: FormatArg,
     },

@@ -56,16 +56,24 @@ pub fn run(ctx: &Ctx, command: IndexCommand) -> Result<()> {
             version,
             filters,
             mode,
+            as_of,
+            documents,
+            child_k,
+            whole,
             format,
         } => search(
             ctx,
-            &name,
-            &query,
-            k,
-            mode.map(Into::into),
-            version.as_deref(),
-            &filters,
-            format.output,
+            SearchArgs {
+                name: &name,
+                query: &query,
+                k,
+                mode: mode.map(Into::into),
+                version: version.as_deref(),
+                filters: &filters,
+                as_of: as_of.as_deref(),
+                documents: documents.then_some((child_k, whole)),
+                format: format.output,
+            },
         ),
         IndexCommand::Eval {
             name,
@@ -266,69 +274,131 @@ fn status(m: &Manifest, format: OutputFormat) -> Result<()> {
     Ok(())
 }
 
-fn search(
-    ctx: &Ctx,
-    name: &str,
-    query: &str,
-    k: usize,
-    mode: Option<SearchMode>,
-    version: Option<&str>,
-    filters: &[String],
-    format: OutputFormat,
-) -> Result<()> {
-    let spec = spec(ctx, name)?;
-    let mode = mode.unwrap_or(spec.retrieval.mode);
+/// What `asof index search` was asked.
+pub struct SearchArgs<'a> {
+    pub name: &'a str,
+    pub query: &'a str,
+    pub k: usize,
+    pub mode: Option<SearchMode>,
+    pub version: Option<&'a str>,
+    pub filters: &'a [String],
+    pub as_of: Option<&'a str>,
+    /// Group by document: (child_k, whole text).
+    pub documents: Option<(usize, bool)>,
+    pub format: OutputFormat,
+}
+
+fn search(ctx: &Ctx, a: SearchArgs<'_>) -> Result<()> {
+    let spec = spec(ctx, a.name)?;
+    let mode = a.mode.unwrap_or(spec.retrieval.mode);
     let mut parsed = BTreeMap::new();
-    for f in filters {
+    for f in a.filters {
         let Some((field, value)) = f.split_once('=') else {
             bail!("bad --filter `{f}`: write `field=value`, e.g. `--filter lang=en`");
         };
         parsed.insert(field.trim().to_string(), value.trim().to_string());
     }
+    let as_of = a
+        .as_of
+        .map(|t| asof_core::time::parse_instant(t).map(asof_core::time::to_nanos))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("bad --as-of: {e}"))?;
     let live = LiveIndexes::new(store(ctx)?);
-    let v = live.get(&spec.name, version)?;
-    let hits = v.search_with(
-        Query::Text(query),
+    let v = live.get(&spec.name, a.version)?;
+    let chunks = match a.documents {
+        Some((child_k, _)) => asof_retrieval::LoadedVersion::chunks_for_documents(a.k, child_k),
+        None => a.k,
+    };
+    let answer = v.answer(
+        Query::Text(a.query),
         &SearchOptions {
-            k,
+            k: chunks,
             filters: &parsed,
             ef: DEFAULT_EF,
             mode,
             fusion: &spec.retrieval,
             deadline: None,
-            contract: None,
-            as_of: None,
+            contract: spec.contract.as_ref(),
+            as_of,
         },
     )?;
-    if format == OutputFormat::Json {
+    let excluded: BTreeMap<&str, usize> = answer
+        .excluded
+        .iter()
+        .map(|(r, n)| (r.name(), *n))
+        .collect();
+    let documents = a
+        .documents
+        .map(|(child_k, whole)| v.group_documents(answer.hits.clone(), a.k, child_k, whole));
+    if a.format == OutputFormat::Json {
         return print_json(&serde_json::json!({
             "index": spec.name,
             "version": v.meta.id,
             "model": v.meta.model_id,
             "mode": mode.to_string(),
-            "hits": hits,
+            "abstained": answer.abstained,
+            "excluded": excluded,
+            "hits": if documents.is_some() { Vec::new() } else { answer.hits.clone() },
+            "documents": documents,
         }));
     }
-    println!(
-        "{} {} [{}] {mode}: {} hits",
-        spec.name,
-        v.meta.id,
-        v.meta.model_id,
-        hits.len()
-    );
-    for (i, h) in hits.iter().enumerate() {
-        let text: String = h.text.chars().take(100).collect();
-        let more = if h.text.chars().count() > 100 {
-            "..."
+    let shown = |text: &str| {
+        let t: String = text.chars().take(100).collect();
+        if text.chars().count() > 100 {
+            format!("{t}...")
         } else {
-            ""
-        };
+            t
+        }
+    };
+    if answer.abstained {
         println!(
-            "{:>3}. {:.4}  {:<24} {text}{more}",
-            i + 1,
-            h.score,
-            h.chunk_id
+            "{} {} [{}] {mode}: abstained (the contract's min_results was not met); kept out: {excluded:?}",
+            spec.name, v.meta.id, v.meta.model_id
         );
+        return Ok(());
+    }
+    if let Some(docs) = documents {
+        println!(
+            "{} {} [{}] {mode}: {} documents",
+            spec.name,
+            v.meta.id,
+            v.meta.model_id,
+            docs.len()
+        );
+        for (i, d) in docs.iter().enumerate() {
+            println!("{:>3}. {:.4}  {}", i + 1, d.score, d.doc_id);
+            for c in &d.chunks {
+                println!(
+                    "       {:.4}  {:<24} {}",
+                    c.score,
+                    c.chunk_id,
+                    shown(&c.text)
+                );
+            }
+            if let Some(t) = &d.text {
+                println!("       document: {}", shown(t));
+            }
+        }
+    } else {
+        println!(
+            "{} {} [{}] {mode}: {} hits",
+            spec.name,
+            v.meta.id,
+            v.meta.model_id,
+            answer.hits.len()
+        );
+        for (i, h) in answer.hits.iter().enumerate() {
+            println!(
+                "{:>3}. {:.4}  {:<24} {}",
+                i + 1,
+                h.score,
+                h.chunk_id,
+                shown(&h.text)
+            );
+        }
+    }
+    if !excluded.is_empty() {
+        println!("kept out by the contract or --as-of: {excluded:?}");
     }
     Ok(())
 }

@@ -367,6 +367,20 @@ fn sync_version(
         if matches!(corpus, Corpus::Changes(_)) {
             stats.documents = meta.documents;
         }
+        // A generation written before asof had BM25 gets its index now, beside its files.
+        let gdir = dir.generation_dir(&meta.id, meta.generation);
+        if !gdir.join(crate::sparse::DIR).exists() {
+            let tmp = gdir.join(".bm25.tmp");
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(|e| RetrievalError::io(&tmp, e))?;
+            }
+            std::fs::create_dir_all(&tmp).map_err(|e| RetrievalError::io(&tmp, e))?;
+            crate::sparse::build(&tmp, &current.points)?;
+            let built = tmp.join(crate::sparse::DIR);
+            let target = gdir.join(crate::sparse::DIR);
+            std::fs::rename(&built, &target).map_err(|e| RetrievalError::io(&target, e))?;
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
         meta.synced_at = now;
         stats.tombstones = meta.tombstones();
         stats.seconds = started.elapsed().as_secs_f64();
