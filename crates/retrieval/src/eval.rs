@@ -17,6 +17,9 @@ use crate::store::IndexStore;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabeledQuery {
+    /// An optional label for the query (test collections number theirs).
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
     pub query: String,
     /// Doc ids that answer the query.
     pub relevant: Vec<String>,
