@@ -189,6 +189,7 @@ fn eval_scores_every_version() {
     s.sync(dir.path(), &spec("hashing-v2")).unwrap();
     let queries: Vec<asof_retrieval::eval::LabeledQuery> = (0..7)
         .map(|i| asof_retrieval::eval::LabeledQuery {
+            id: None,
             query: format!("article{i} step{i} detail{i}"),
             relevant: vec![docs[i].0.clone()],
         })
