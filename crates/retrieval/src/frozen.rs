@@ -159,6 +159,22 @@ impl FrozenGraph {
         }
     }
 
+    /// The `k` nearest points passing `keep`, by scanning every point: exact, and cheaper than a
+    /// graph walk when few points pass (the walk would visit many it cannot return).
+    pub fn exact(&self, q: &[f32], k: usize, keep: &dyn Fn(usize) -> bool) -> Vec<(usize, f32)> {
+        let mut best: Vec<(usize, f32)> = Vec::new();
+        for (i, &id) in self.ids.iter().enumerate() {
+            if !keep(id) {
+                continue;
+            }
+            let v = &self.vectors[i * self.dims..(i + 1) * self.dims];
+            best.push((id, crate::distance::distance(self.metric, q, v)));
+        }
+        best.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        best.truncate(k);
+        best
+    }
+
     /// The `k` nearest points passing `keep` (by point id), nearest first, with distances.
     pub fn search(
         &self,

@@ -19,6 +19,10 @@ use crate::store::IndexStore;
 /// Candidates examined per search, at least: recall@10 stays high on clustered data.
 pub const DEFAULT_EF: usize = 64;
 
+/// A filtered dense search scans the passing points exactly when there are at most this many
+/// (a walk through a graph of mostly filtered-out points finds too few of them).
+pub const EXACT_BELOW: usize = 2_000;
+
 /// What to search for.
 #[derive(Debug, Clone, Copy)]
 pub enum Query<'a> {
@@ -619,9 +623,23 @@ impl LoadedVersion {
             && opts.contract.is_none()
             && opts.as_of.is_none()
             && graph.len() == self.points.len();
-        let keep: Option<&dyn Fn(usize) -> bool> = if everything { None } else { Some(&keep) };
-        graph
-            .search(v, k, ef.max(DEFAULT_EF), keep)
+        let ef = ef.max(DEFAULT_EF);
+        let found = if everything {
+            graph.search(v, k, ef, None)
+        } else {
+            // As Lucene does: when no more points pass than the walk would examine, scan them.
+            let limit = EXACT_BELOW.max(ef);
+            let passing = (0..self.slot.len())
+                .filter(|&id| keep(id))
+                .take(limit + 1)
+                .count();
+            if passing <= limit {
+                graph.exact(v, k, &keep)
+            } else {
+                graph.search(v, k, ef, Some(&keep))
+            }
+        };
+        found
             .into_iter()
             .map(|(id, d)| {
                 let score = match self.meta.metric {

@@ -185,3 +185,55 @@ fn parent_documents_group_chunks_and_return_whole_documents() {
         assert_eq!(order, firsts[..parent_k]);
     }
 }
+
+#[test]
+fn a_selective_filter_gets_the_exact_nearest_chunks() {
+    use asof_retrieval::embed::{Embedder, HashingEmbedder};
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 one-chunk documents in 100 buckets: a bucket is 1% of the index.
+    let lines: Vec<String> = (0..3000)
+        .map(|i| {
+            serde_json::json!({"doc_id": format!("d{i}"), "text": format!("topic{} word{} item{}", i % 37, i % 11, i), "updated_at": T0, "bucket": (i % 100).to_string()})
+                .to_string()
+        })
+        .collect();
+    std::fs::create_dir_all(dir.path().join("docs")).unwrap();
+    std::fs::write(dir.path().join("docs/c.jsonl"), lines.join("\n")).unwrap();
+    let s = spec("hashing-v1");
+    let store = IndexStore::new(dir.path().join("data/indexes"));
+    store.sync(dir.path(), &s).unwrap();
+    let live = LiveIndexes::new(store);
+    let filter: BTreeMap<String, String> = [("bucket".to_string(), "42".to_string())].into();
+    let query = "topic5 word3";
+    let got: Vec<String> = search(&live, query, SearchMode::Dense, 10, &filter)
+        .into_iter()
+        .map(|h| h.doc_id)
+        .collect();
+    // The truth: every document of the bucket, by cosine with the query.
+    let e = HashingEmbedder::new(&s.embedding);
+    let ids: Vec<usize> = (0..3000).filter(|i| i % 100 == 42).collect();
+    let texts: Vec<String> = ids
+        .iter()
+        .map(|i| format!("topic{} word{} item{}", i % 37, i % 11, i))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut vs = e.embed(&refs).unwrap();
+    let mut q = e.embed(&[query]).unwrap().pop().unwrap();
+    asof_retrieval::embed::normalize(&mut q);
+    let mut truth: Vec<(f32, String)> = ids
+        .iter()
+        .zip(vs.iter_mut())
+        .map(|(i, v)| {
+            asof_retrieval::embed::normalize(v);
+            (v.iter().zip(&q).map(|(a, b)| a * b).sum(), format!("d{i}"))
+        })
+        .collect();
+    truth.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let want: Vec<String> = truth.into_iter().take(10).map(|(_, d)| d).collect();
+    let recall = got.iter().filter(|d| want.contains(d)).count();
+    assert_eq!(got.len(), 10);
+    assert!(
+        recall >= 9,
+        "recall@10 {recall}/10 at 1% selectivity: {got:?} vs {want:?}"
+    );
+}
