@@ -167,6 +167,27 @@ pub fn exclusion(
     None
 }
 
+impl<'a> SearchOptions<'a> {
+    /// A plain dense search: no contract, no `as_of`, no deadline.
+    pub fn dense(
+        k: usize,
+        filters: &'a BTreeMap<String, String>,
+        ef: usize,
+        fusion: &'a Retrieval,
+    ) -> Self {
+        SearchOptions {
+            k,
+            filters,
+            ef,
+            mode: SearchMode::Dense,
+            fusion,
+            deadline: None,
+            contract: None,
+            as_of: None,
+        }
+    }
+}
+
 /// Candidates each arm contributes to a hybrid search: deeper than k, so that a chunk ranked
 /// modestly by both arms can still win.
 fn candidates(k: usize) -> usize {
@@ -304,19 +325,7 @@ impl LoadedVersion {
         filters: &BTreeMap<String, String>,
         ef: usize,
     ) -> RetrievalResult<Vec<Hit>> {
-        self.search_with(
-            query,
-            &SearchOptions {
-                k,
-                filters,
-                ef,
-                mode: SearchMode::Dense,
-                fusion: &Retrieval::default(),
-                deadline: None,
-                contract: None,
-                as_of: None,
-            },
-        )
+        self.search_within(query, k, filters, ef, None)
     }
 
     /// Whether this version can answer sparse (BM25) searches.
@@ -515,19 +524,12 @@ impl LoadedVersion {
         ef: usize,
         deadline: Option<std::time::Instant>,
     ) -> RetrievalResult<Vec<Hit>> {
-        self.search_with(
-            query,
-            &SearchOptions {
-                k,
-                filters,
-                ef,
-                mode: SearchMode::Dense,
-                fusion: &Retrieval::default(),
-                deadline,
-                contract: None,
-                as_of: None,
-            },
-        )
+        let fusion = Retrieval::default();
+        let opts = SearchOptions {
+            deadline,
+            ..SearchOptions::dense(k, filters, ef, &fusion)
+        };
+        self.search_with(query, &opts)
     }
 
     /// Whether point `id` is live and passes the options' filters, contract and `as_of`.
@@ -585,16 +587,8 @@ impl LoadedVersion {
         filters: &BTreeMap<String, String>,
         ef: usize,
     ) -> Vec<Hit> {
-        let opts = SearchOptions {
-            k,
-            filters,
-            ef,
-            mode: SearchMode::Dense,
-            fusion: &Retrieval::default(),
-            deadline: None,
-            contract: None,
-            as_of: None,
-        };
+        let fusion = Retrieval::default();
+        let opts = SearchOptions::dense(k, filters, ef, &fusion);
         self.dense_ids(v, k, &opts, ef)
             .into_iter()
             .enumerate()
