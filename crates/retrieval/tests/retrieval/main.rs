@@ -2,6 +2,7 @@
 //! reloaded, and the OpenAI protocol over a real loopback HTTP server.
 
 mod contract;
+mod e5_server;
 mod hybrid;
 mod local_model;
 mod openai_server;
