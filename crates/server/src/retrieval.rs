@@ -352,6 +352,12 @@ impl Serving {
                 req.as_of.is_some().then_some(as_of),
             )
             .await?;
+        let abstained = answer.abstained;
+        let excluded = answer
+            .excluded
+            .iter()
+            .map(|(r, n)| (r.name().to_string(), *n as u32))
+            .collect();
         // By document: each document's best chunk, so one feature row per document.
         let hits: Vec<Hit> = if by_document {
             v.group_documents(answer.hits, k, 1, false)
@@ -428,6 +434,8 @@ impl Serving {
             model: v.meta.model_id.clone(),
             hits: hits.into_iter().map(hit_to_proto).collect(),
             features: Some(features),
+            abstained,
+            excluded,
         })
     }
 }
