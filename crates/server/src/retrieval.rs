@@ -353,7 +353,7 @@ impl Serving {
             )
             .await?;
         let abstained = answer.abstained;
-        let excluded = answer
+        let excluded: std::collections::HashMap<String, u32> = answer
             .excluded
             .iter()
             .map(|(r, n)| (r.name().to_string(), *n as u32))
@@ -395,7 +395,7 @@ impl Serving {
                     (served_column_name(&view.name, f), dtype)
                 })
                 .collect();
-            let logged_hits = hits
+            let logged_hits: Vec<LoggedHit> = hits
                 .iter()
                 .enumerate()
                 .map(|(row, h)| LoggedHit {
@@ -415,6 +415,17 @@ impl Serving {
                         .collect(),
                 })
                 .collect();
+            let mut logged_hits = logged_hits;
+            if abstained {
+                logged_hits.push(LoggedHit {
+                    doc_id: String::new(),
+                    chunk_id: String::new(),
+                    rank: 0,
+                    score: 0.0,
+                    features: vec![asof_core::value::Value::Null; names.len()],
+                });
+            }
+            let counts: std::collections::BTreeMap<&String, &u32> = excluded.iter().collect();
             log.record(LoggedRequest {
                 request_id: request_id.clone(),
                 as_of,
@@ -425,6 +436,8 @@ impl Serving {
                 join_key,
                 features: names,
                 hits: logged_hits,
+                abstained,
+                excluded: serde_json::to_string(&counts).unwrap_or_default(),
             })?;
         }
         Ok(RetrieveAndRankResponse {

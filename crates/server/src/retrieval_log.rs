@@ -46,6 +46,11 @@ pub struct LoggedRequest {
     /// Output feature names and dtypes, in response order.
     pub features: Vec<(String, DType)>,
     pub hits: Vec<LoggedHit>,
+    /// The index's contract left too few hits: the request is logged as one row with rank 0 and
+    /// an empty doc id (which joins no features), so abstentions are counted too.
+    pub abstained: bool,
+    /// What the contract kept out, by reason, as JSON (`{}` when nothing).
+    pub excluded: String,
 }
 
 /// Requests with the same columns are written to the same files.
@@ -169,6 +174,14 @@ fn to_batch(
         ("version", strings(&|r, _| r.version.clone()), false),
         ("model", strings(&|r, _| r.model.clone()), false),
         ("query", strings(&|r, _| r.query.clone()), false),
+        (
+            "abstained",
+            Arc::new(datafusion::arrow::array::BooleanArray::from(
+                hits().map(|(r, _)| r.abstained).collect::<Vec<_>>(),
+            )),
+            false,
+        ),
+        ("excluded", strings(&|r, _| r.excluded.clone()), false),
     ];
     for (i, (name, dtype)) in features.iter().enumerate() {
         let values: Vec<Value> = hits()

@@ -301,3 +301,72 @@ async fn bad_queries_get_invalid_argument_and_deletes_and_promotes_apply_at_once
     indexes.rollback(INDEX).unwrap();
     assert_eq!(served_version(&mut client, query).await, "v1");
 }
+
+/// An index's contract over gRPC: a request narrows it, an answer that is left with too few hits
+/// abstains with its reasons, and the abstention is in the retrieval log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_abstain_over_grpc_and_abstentions_are_logged() {
+    let fx = Fixture::new("online_store: {type: embedded, path: data/online}");
+    let mut registry = fx.registry();
+    let spec = &mut registry.document_indexes.get_mut(INDEX).unwrap().spec;
+    // Nothing reaches this score: every answer abstains.
+    spec.contract = Some(asof_core::spec::Contract {
+        min_score: Some(0.999),
+        min_results: 1,
+        ..Default::default()
+    });
+    let spec = spec.clone();
+    let indexes = IndexStore::new(fx.repo().config.index_path(&fx.dir));
+    indexes.sync(&fx.dir, &spec).unwrap();
+    let log = RetrievalLog::new(&fx.dir.join("logs")).unwrap();
+    let serving = Serving::new(registry, fx.store().await)
+        .with_indexes(LiveIndexes::new(indexes))
+        .with_retrieval_log(log.clone());
+    let mut client = start_serving(serving).await;
+
+    let found = client
+        .search_documents(text_search("refund invoice card payment", 5))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.abstained && found.hits.is_empty(), "{found:?}");
+    assert!(found.excluded["below_score"] >= 1, "{:?}", found.excluded);
+
+    let ranked = client
+        .retrieve_and_rank(RetrieveAndRankRequest {
+            index: INDEX.into(),
+            query: Some(retrieve_and_rank_request::Query::Text("refund card".into())),
+            k: 3,
+            features: FEATURES.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ranked.abstained && ranked.hits.is_empty());
+    let files = log.flush().unwrap();
+    assert_eq!(files.len(), 1);
+    let f = std::fs::File::open(&files[0]).unwrap();
+    let batch =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+    assert_eq!(batch.num_rows(), 1, "one row for the abstained request");
+    assert!(
+        batch
+            .column_by_name("abstained")
+            .unwrap()
+            .as_boolean()
+            .value(0)
+    );
+    let excluded = batch
+        .column_by_name("excluded")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0);
+    assert!(excluded.contains("below_score"), "{excluded}");
+}
