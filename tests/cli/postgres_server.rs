@@ -109,7 +109,8 @@ impl Postgres {
         );
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nwal_level = {wal_level}\n\
-             max_replication_slots = 20\nmax_wal_senders = 20\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+             max_replication_slots = 20\nmax_wal_senders = 20\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+             wal_sender_timeout = 2s\n",
             pg.port,
             pg.dir.path().display()
         );
@@ -233,6 +234,8 @@ impl Postgres {
     }
 
     /// The end of the WAL written so far (buffered records too: commits are asynchronous here).
+    /// Records written after the last commit (PostgreSQL's own) are confirmed by an idle stream
+    /// at its next keepalive: `wal_sender_timeout = 2s` makes those come every second.
     pub fn current_lsn(&self, db: &str) -> u64 {
         parse_lsn(self.psql(db, "SELECT pg_current_wal_insert_lsn()").trim())
     }
