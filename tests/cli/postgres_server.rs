@@ -173,33 +173,37 @@ impl Postgres {
         format!("postgresql://asof@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// psql on `db` running `sql` (a statement or a script), stopping at the first error.
+    fn psql_command(&self, db: &str, sql: &str) -> Command {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "asof",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null());
+        c
+    }
+
     /// Runs `sql` with psql on `db`; its output (unaligned, tuples only) or psql's error.
     pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-            ])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "asof",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .env("PGPASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = self.psql_command(db, sql).output().unwrap();
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -214,20 +218,7 @@ impl Postgres {
 
     /// A psql process running `sql` (a script) on `db`, not waited for.
     pub fn spawn_psql(&self, db: &str, sql: &str) -> std::process::Child {
-        Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "asof",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .env("PGPASSWORD", PASSWORD)
-            .stdin(Stdio::null())
+        self.psql_command(db, sql)
             .stdout(Stdio::null())
             .spawn()
             .unwrap()
