@@ -23,6 +23,7 @@ pub mod spec;
 pub mod time;
 pub mod validate;
 pub mod value;
+pub mod window;
 
 pub use catalog::Catalog;
 pub use config::{OnlineStoreConfig, RepoConfig};

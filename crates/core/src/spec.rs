@@ -167,7 +167,14 @@ pub struct FeatureView {
     pub ttl: Ttl,
     #[serde(default = "yes")]
     pub online: bool,
+    /// Declared for plain views; an aggregated view's are its aggregations' outputs, filled in
+    /// by validation.
+    #[serde(default)]
     pub features: Vec<Feature>,
+    /// Windowed aggregations over the source's events ([`crate::window`]): when present, the view
+    /// serves these instead of the latest row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregations: Vec<Aggregation>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -192,6 +199,69 @@ fn yes() -> bool {
 impl FeatureView {
     pub fn feature(&self, name: &str) -> Option<&Feature> {
         self.features.iter().find(|f| f.name == name)
+    }
+
+    pub fn is_aggregated(&self) -> bool {
+        !self.aggregations.is_empty()
+    }
+
+    /// The columns each stored event of this view carries, besides keys and timestamps: a plain
+    /// view's features, or the distinct input columns of an aggregated view's aggregations. Every
+    /// write path (push, stream, materialize) and the push log store exactly these.
+    pub fn event_columns(&self) -> Vec<Feature> {
+        if !self.is_aggregated() {
+            return self.features.clone();
+        }
+        let mut out: Vec<Feature> = Vec::new();
+        for a in &self.aggregations {
+            if let (Some(column), Some(dtype)) = (&a.column, &a.dtype)
+                && !out.iter().any(|f| &f.name == column)
+            {
+                out.push(Feature {
+                    name: column.clone(),
+                    dtype: dtype.clone(),
+                    description: String::new(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The longest window of an aggregated view: how far back a read needs events.
+    pub fn longest_window(&self) -> Option<i64> {
+        self.aggregations
+            .iter()
+            .map(Aggregation::window_nanos)
+            .max()
+    }
+}
+
+/// One windowed aggregate: `function` over `column` of the events in the `window` before a read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregation {
+    /// The output feature's name.
+    pub name: String,
+    /// The source column aggregated; `count` without one counts events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub function: crate::window::Function,
+    /// `7d`, `1h`, ...: events with `t - window < ts <= t` count for a read at `t`.
+    pub window: Ttl,
+    /// The column's type. Read from the source's data at `apply`; declare it for a source whose
+    /// schema `apply` cannot read (PostgreSQL, or files not written yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<DType>,
+}
+
+impl Aggregation {
+    pub fn window_nanos(&self) -> i64 {
+        self.window.as_nanos().unwrap_or(i64::MAX)
+    }
+
+    /// The output type ([`crate::window::output_type`]), once the column's type is known.
+    pub fn output_type(&self) -> Option<DType> {
+        crate::window::output_type(self.function, self.dtype.as_ref())
     }
 }
 

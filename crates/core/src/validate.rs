@@ -295,6 +295,8 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
     }
 
     let mut key_types = BTreeMap::new();
+    // Aggregated views with their column types and output features filled in.
+    let mut aggregated: HashMap<String, FeatureView> = HashMap::new();
     for v in &repo.feature_views {
         let view = &v.def;
         if view.entities.is_empty() {
@@ -368,13 +370,17 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                 );
             }
         }
-        if view.features.is_empty() {
+        let cols = source.and_then(|s| schemas.get(s.def.name.as_str()).cloned().flatten());
+        if view.is_aggregated() {
+            let filled = check_aggregations(&mut ck, v, &join_keys, source, cols.as_deref());
+            aggregated.insert(view.name.clone(), filled);
+        } else if view.features.is_empty() {
             ck.at(
                 v,
                 None,
                 "features",
                 format!("feature view `{}` declares no features", view.name),
-                None,
+                Some("list `features:` with a name and dtype each, or `aggregations:`".into()),
             );
         }
         let (Some(source), Some(Some(cols))) = (
@@ -421,7 +427,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
             };
             ck.at(v, Some("entities"), entity_token, message, hint);
         }
-        for f in &view.features {
+        for f in view.features.iter().filter(|_| !view.is_aggregated()) {
             let col = source.def.column_for_feature(&f.name);
             match by_name.get(col) {
                 None => ck.at(
@@ -510,9 +516,10 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
         catalog.sources.insert(s.def.name.clone(), s.def.clone());
     }
     for v in &repo.feature_views {
-        catalog
-            .feature_views
-            .insert(v.def.name.clone(), v.def.clone());
+        let view = aggregated
+            .remove(&v.def.name)
+            .unwrap_or_else(|| v.def.clone());
+        catalog.feature_views.insert(v.def.name.clone(), view);
     }
     for s in &repo.feature_services {
         catalog
@@ -525,6 +532,183 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
             .insert(d.def.name.clone(), d.def.clone());
     }
     Ok(catalog)
+}
+
+/// Checks an aggregated view's aggregations and returns the view with each column's type and the
+/// output features filled in (the registry records them, so every path reads the same types).
+fn check_aggregations(
+    ck: &mut Checker<'_>,
+    v: &Located<FeatureView>,
+    join_keys: &[String],
+    source: Option<&&Located<Source>>,
+    cols: Option<&[ColumnInfo]>,
+) -> FeatureView {
+    let view = &v.def;
+    let mut filled = view.clone();
+    if !view.features.is_empty() {
+        ck.at(
+            v,
+            None,
+            "features",
+            format!(
+                "feature view `{}` lists both `features` and `aggregations`",
+                view.name
+            ),
+            Some("an aggregated view's features are its aggregations: remove `features` (or move plain features to a view of their own)".into()),
+        );
+    }
+    if !view.ttl.is_unlimited() {
+        ck.at(
+            v,
+            None,
+            "ttl",
+            format!(
+                "feature view `{}` has a `ttl` and `aggregations`",
+                view.name
+            ),
+            Some(
+                "each aggregation's `window` bounds how old its events may be: remove `ttl`".into(),
+            ),
+        );
+    }
+    let by_name: HashMap<&str, &ColumnInfo> = cols
+        .unwrap_or_default()
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    let source_name = source.map(|s| s.def.name.as_str()).unwrap_or("?");
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    let mut features = Vec::new();
+    let types = filled_types(view, cols);
+    for (a, out) in view.aggregations.iter().zip(&mut filled.aggregations) {
+        let name = a.name.as_str();
+        if !is_identifier(name) {
+            ck.at(
+                v,
+                Some("aggregations"),
+                name,
+                format!("aggregation name `{name}` is not an identifier"),
+                Some("use letters, digits and `_`, starting with a letter or `_`".into()),
+            );
+        }
+        if seen.insert(name, ()).is_some() {
+            ck.at(
+                v,
+                Some("aggregations"),
+                name,
+                format!(
+                    "feature view `{}` has two aggregations named `{name}`",
+                    view.name
+                ),
+                Some("give each output its own name, e.g. `clicks_7d` and `clicks_1d`".into()),
+            );
+        }
+        if join_keys.iter().any(|k| k == name) {
+            ck.at(
+                v,
+                Some("aggregations"),
+                name,
+                format!(
+                    "aggregation `{name}` has the name of a join key of view `{}`",
+                    view.name
+                ),
+                None,
+            );
+        }
+        if a.window.is_unlimited() {
+            ck.at(
+                v,
+                Some(name),
+                "window",
+                format!(
+                    "aggregation `{name}` of view `{}`: the window must be a positive duration",
+                    view.name
+                ),
+                Some("write e.g. `window: 7d`, `window: 1h` or `window: 90s`".into()),
+            );
+        }
+        let Some(column) = &a.column else {
+            if a.function.needs_column() {
+                ck.at(
+                    v,
+                    Some(name),
+                    "function",
+                    format!(
+                        "aggregation `{name}` of view `{}`: `{}` needs a `column`",
+                        view.name,
+                        a.function.name()
+                    ),
+                    Some("name the source column to aggregate, e.g. `column: amount`".into()),
+                );
+            }
+            features.push(crate::spec::Feature {
+                name: name.into(),
+                dtype: DType::Int64,
+                description: String::new(),
+            });
+            continue;
+        };
+        if join_keys.contains(column) {
+            ck.at(
+                v,
+                Some(name),
+                column,
+                format!(
+                    "aggregation `{name}` of view `{}` aggregates join key `{column}`",
+                    view.name
+                ),
+                Some("aggregate a value column; `count` without a column counts events".into()),
+            );
+        }
+        if cols.is_some() {
+            match by_name.get(column.as_str()) {
+                None => {
+                    let all: Vec<&str> = by_name.keys().copied().collect();
+                    ck.at(v, Some(name), column, format!("aggregation `{name}` of view `{}`: column `{column}` is not in source `{source_name}`", view.name), did_you_mean(column, all.iter().copied()));
+                }
+                Some(c) => match (&c.dtype, &a.dtype) {
+                    (None, _) => ck.at(v, Some(name), column, format!("aggregation `{name}` of view `{}`: column `{column}` of source `{source_name}` is {}, which asof cannot aggregate", view.name, c.type_name), None),
+                    (Some(have), Some(declared)) if have != declared => ck.at(v, Some(name), "dtype", format!("aggregation `{name}` of view `{}` declares `{declared}` but column `{column}` of source `{source_name}` is {}", view.name, c.type_name), Some(format!("declare `dtype: {have}` or leave it out"))),
+                    (Some(have), _) => out.dtype = Some(have.clone()),
+                },
+            }
+        }
+        // Every aggregation of one column must agree on its type.
+        if let Some(d) = &out.dtype
+            && let Some((other, _)) = view.aggregations.iter().zip(&types).find(|(b, t)| {
+                b.column.as_ref() == Some(column) && t.as_ref().is_some_and(|t| t != d)
+            })
+        {
+            ck.at(v, Some(name), "dtype", format!("aggregations `{name}` and `{}` of view `{}` give column `{column}` different types", other.name, view.name), Some("declare one `dtype` for the column".into()));
+        }
+        match &out.dtype {
+            None => ck.at(v, Some(name), column, format!("aggregation `{name}` of view `{}`: the type of column `{column}` is unknown (source `{source_name}` cannot be read now)", view.name), Some("declare it, e.g. `dtype: float64`, or write the source's data before `apply`".into())),
+            Some(d) => {
+                if let Some(problem) = crate::window::unfit(a.function, d) {
+                    ck.at(v, Some(name), "function", format!("aggregation `{name}` of view `{}`: {problem} (column `{column}` is {d})", view.name), Some("use `count`, `last`, `min` or `max` for it, or aggregate a numeric column".into()));
+                }
+                if let Some(t) = out.output_type() {
+                    features.push(crate::spec::Feature { name: name.into(), dtype: t, description: String::new() });
+                }
+            }
+        }
+    }
+    filled.features = features;
+    filled
+}
+
+/// The column type of each aggregation as declared or probed, for the agreement check.
+fn filled_types(view: &FeatureView, cols: Option<&[ColumnInfo]>) -> Vec<Option<DType>> {
+    view.aggregations
+        .iter()
+        .map(|a| {
+            let probed = a
+                .column
+                .as_ref()
+                .and_then(|c| cols?.iter().find(|x| &x.name == c)?.dtype.clone());
+            probed.or_else(|| a.dtype.clone())
+        })
+        .collect()
 }
 
 /// A source declares the fields of its kind and no others: files need `file_fields`; PostgreSQL

@@ -97,6 +97,7 @@ fn setup(dir: &std::path::Path, entities: usize, features: usize) -> (Catalog, E
             }],
             tags: BTreeMap::new(),
             description: String::new(),
+            aggregations: Vec::new(),
             freshness: None,
         },
     );

@@ -17,6 +17,7 @@ pub mod source;
 pub mod store;
 pub mod timestamps;
 pub mod types;
+pub mod window_agg;
 
 pub use entity_table::EntityTable;
 pub use error::{OfflineError, OfflineResult};

@@ -197,8 +197,19 @@ fn project(
         }
         select.push(nanos_expr(ident(c), &t).alias(FEATURE_CREATED));
     }
-    for f in &view.features {
-        let col = view.source.column_for_feature(&f.name);
+    // An aggregated view reads its aggregations' input columns under their own names.
+    let aggregated = view.view.is_aggregated();
+    let columns = if aggregated {
+        view.view.event_columns()
+    } else {
+        view.features.clone()
+    };
+    for f in &columns {
+        let col = if aggregated {
+            f.name.as_str()
+        } else {
+            view.source.column_for_feature(&f.name)
+        };
         let want = arrow_type(&f.dtype);
         let e = match field(col) {
             Ok(have) if have == want => ident(col),

@@ -27,9 +27,32 @@ use crate::source::{
     FEATURE_CREATED, FEATURE_DELETED, FEATURE_TS, TimeBounds, scan_view, source_error,
 };
 use crate::timestamps::{from_nanos, to_nanos};
-use crate::types::{keys_compatible, plain_type, to_plain};
+use crate::types::{arrow_type, keys_compatible, plain_type, to_plain};
+use crate::window_agg::{WindowAggExec, WindowAggOptions, WindowAggregate};
 
 const ENTITY_TS: &str = "__asof_entity_ts";
+
+/// Removes round-robin repartitions (which the optimizer adds under filters for parallelism):
+/// they deal batches to partitions in arrival order, and windowed `last` needs the events' input
+/// order, partition by partition.
+fn without_round_robin(
+    plan: Arc<dyn ExecutionPlan>,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::repartition::RepartitionExec;
+    plan.transform_up(|node| {
+        if let Some(r) = node.downcast_ref::<RepartitionExec>()
+            && matches!(
+                r.partitioning(),
+                datafusion::physical_plan::Partitioning::RoundRobinBatch(_)
+            )
+        {
+            return Ok(Transformed::yes(Arc::clone(r.input())));
+        }
+        Ok(Transformed::no(node))
+    })
+    .map(|t| t.data)
+}
 
 /// Options of a training-set request (the CLI flags of `asof training-set`).
 #[derive(Debug, Clone)]
@@ -153,6 +176,35 @@ impl OfflineStore {
         let right = right.create_physical_plan().await?;
         let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
         let deleted = right.schema().index_of(FEATURE_DELETED).ok();
+        if view.view.is_aggregated() {
+            let right = without_round_robin(right)?;
+            let schema = right.schema();
+            let aggregates = view
+                .view
+                .aggregations
+                .iter()
+                .map(|a| {
+                    let column = a.column.as_ref().map(|c| schema.index_of(c)).transpose()?;
+                    Ok(WindowAggregate {
+                        name: a.name.clone(),
+                        function: a.function,
+                        window: a.window_nanos(),
+                        column,
+                        column_type: a.dtype.clone(),
+                        output: arrow_type(&a.output_type().unwrap_or(asof_core::DType::Int64)),
+                    })
+                })
+                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            let options = WindowAggOptions {
+                key_count: k,
+                left_ts: k,
+                right_ts: k,
+                right_created: has_created.then_some(k + 1),
+                right_deleted: deleted,
+                aggregates,
+            };
+            return Ok(Arc::new(WindowAggExec::try_new(left, right, options)?));
+        }
         let options = PitJoinOptions {
             key_count: k,
             left_ts: k,
@@ -416,7 +468,10 @@ impl OfflineStore {
         for view in &request.views {
             let bounds = match (min_t, max_t) {
                 (Some(lo), Some(hi)) => TimeBounds {
-                    min: pit::oldest_useful(lo, view.view.ttl),
+                    min: match view.view.longest_window() {
+                        Some(w) => Some(asof_core::window::oldest_in_window(lo, w)),
+                        None => pit::oldest_useful(lo, view.view.ttl),
+                    },
                     max: Some(hi),
                 },
                 // No entity rows: an empty time range reads nothing.

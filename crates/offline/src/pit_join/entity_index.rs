@@ -139,19 +139,19 @@ impl KeyMap {
 /// by time. A feature row known from time `v` belongs to the first slot of its key whose time is
 /// `>= v`; every later slot of that key sees it too, which the final prefix pass accounts for.
 #[derive(Debug)]
-pub(super) struct EntityIndex {
+pub(crate) struct EntityIndex {
     keys: KeyMap,
     /// Slot -> entity row number.
-    pub(super) rows: Vec<u32>,
+    pub(crate) rows: Vec<u32>,
     /// Slot -> entity time (UTC ns).
-    pub(super) times: Vec<i64>,
+    pub(crate) times: Vec<i64>,
     /// Group `g` owns slots `starts[g]..starts[g + 1]`.
-    pub(super) starts: Vec<u32>,
+    pub(crate) starts: Vec<u32>,
 }
 
 impl EntityIndex {
     /// Indexes `entities`, whose first `key_count` columns are the keys and column `ts` the time.
-    pub(super) fn build(entities: &RecordBatch, key_count: usize, ts: usize) -> Result<Self> {
+    pub(crate) fn build(entities: &RecordBatch, key_count: usize, ts: usize) -> Result<Self> {
         let key_cols = &entities.columns()[..key_count];
         let types: Vec<DataType> = key_cols.iter().map(|c| c.data_type().clone()).collect();
         let mut keys = KeyMap::new(&types)?;
@@ -195,19 +195,19 @@ impl EntityIndex {
         })
     }
 
-    pub(super) fn slot_count(&self) -> usize {
+    pub(crate) fn slot_count(&self) -> usize {
         self.rows.len()
     }
 
     /// Per row of a feature batch's key columns, the key's group (`None`: null, or a key no entity
     /// row has).
-    pub(super) fn groups_of(&self, keys: &[ArrayRef]) -> Result<Vec<Option<u32>>> {
+    pub(crate) fn groups_of(&self, keys: &[ArrayRef]) -> Result<Vec<Option<u32>>> {
         self.keys.lookup(keys)
     }
 
     /// The first slot of group `g` whose time is `>= known_from`, if any.
     #[inline]
-    pub(super) fn slot_for(&self, g: u32, known_from: i64) -> Option<usize> {
+    pub(crate) fn slot_for(&self, g: u32, known_from: i64) -> Option<usize> {
         let (lo, hi) = (
             self.starts[g as usize] as usize,
             self.starts[g as usize + 1] as usize,
@@ -217,11 +217,11 @@ impl EntityIndex {
     }
 
     /// Slot ranges of each key group, in slot order.
-    pub(super) fn groups(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    pub(crate) fn groups(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         self.starts.windows(2).map(|w| w[0] as usize..w[1] as usize)
     }
 
-    pub(super) fn memory_size(&self) -> usize {
+    pub(crate) fn memory_size(&self) -> usize {
         self.keys.memory_size()
             + self.rows.capacity() * 4
             + self.times.capacity() * 8

@@ -57,7 +57,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 mod candidates;
-mod entity_index;
+pub(crate) mod entity_index;
 
 use candidates::{Candidates, Held};
 use entity_index::EntityIndex;

@@ -79,6 +79,7 @@ fn setup(dir: &Path, rows: &[(i64, i64, i64, Option<f32>)], ttl: &str) -> Catalo
             }],
             tags: BTreeMap::new(),
             description: String::new(),
+            aggregations: Vec::new(),
             freshness: None,
         },
     );

@@ -4,3 +4,4 @@
 mod golden;
 mod oracle;
 mod pit_props;
+mod window_props;

@@ -181,6 +181,7 @@ fn catalog(ttl_a: Ttl, ttl_b: Ttl) -> Catalog {
                 ],
                 tags: BTreeMap::new(),
                 description: String::new(),
+                aggregations: Vec::new(),
                 freshness: None,
             },
         );

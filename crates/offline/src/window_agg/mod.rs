@@ -1,0 +1,636 @@
+//! `WindowAggExec`: windowed aggregations of a view's events for every entity row, point in time.
+//!
+//! # Semantics
+//! For every left (entity) row `(k, t)` it emits exactly one row, in the left's order: the left
+//! row's columns, the time of the newest event of `k` in the longest window (null when none), then
+//! each aggregate over the events of `k` with `t - window < ts <= t`. The rule, including nulls,
+//! types and tie-breaks, is [`asof_core::window`]; this operator only feeds it.
+//!
+//! # Algorithm
+//! It shares the PIT join's shape (see [`crate::pit_join`]): the entity rows are indexed by key and
+//! time, and the event side streams through once, one task per partition, never sorted as a whole
+//! and never joined row by row against the entity rows.
+//!
+//! 1. **Build.** Group entity rows by key, each group ordered by time (slots).
+//! 2. **Probe.** An event of key `k` at `ts` is kept only if some slot of `k` sees it: the first
+//!    slot at or after `ts` is within the longest window of it. Only the key group, times, input
+//!    order and aggregated columns of kept events are held.
+//! 3. **Slide.** Kept events are bucketed by key (a counting sort), each key's run ordered by
+//!    `(ts, created, input order)`, and [`asof_core::window::slide`] walks each run once against
+//!    the key's slots: running sums, monotonic queues for `min`/`max`.
+//!
+//! Work is O(events + entity rows + kept events * log(run length)); memory grows with the entity
+//! table and the events in reach, not with the whole history.
+
+use std::fmt;
+use std::sync::Arc;
+
+use asof_core::DType;
+use asof_core::window::{self, Function, Output};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::compute::{concat, concat_batches, take};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::common::runtime::JoinSet;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
+    ExecutionPlanProperties, Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::pit_join::entity_index::EntityIndex;
+
+mod values;
+
+use values::Column;
+
+/// The name of the output column holding the newest event time in the longest window.
+pub const NEWEST_EVENT: &str = crate::source::FEATURE_TS;
+
+/// One aggregate the operator computes.
+#[derive(Debug, Clone)]
+pub struct WindowAggregate {
+    /// The output column's name.
+    pub name: String,
+    pub function: Function,
+    /// In nanoseconds, positive.
+    pub window: i64,
+    /// The right's column it aggregates (`None`: `count` of events).
+    pub column: Option<usize>,
+    /// That column's declared type (decides integer or float sums).
+    pub column_type: Option<DType>,
+    /// The output column's type.
+    pub output: DataType,
+}
+
+/// How the operator reads its inputs.
+#[derive(Debug, Clone)]
+pub struct WindowAggOptions {
+    /// The first `key_count` columns of both inputs are the keys.
+    pub key_count: usize,
+    /// Index of the left's timestamp column (Int64 ns).
+    pub left_ts: usize,
+    /// Index of the right's event time (Int64 ns).
+    pub right_ts: usize,
+    /// Index of the right's created time (Int64 ns), which orders events with equal times.
+    pub right_created: Option<usize>,
+    /// Index of the right's delete flag: a delete event is not an event of any window.
+    pub right_deleted: Option<usize>,
+    pub aggregates: Vec<WindowAggregate>,
+}
+
+impl WindowAggOptions {
+    fn longest_window(&self) -> i64 {
+        self.aggregates.iter().map(|a| a.window).max().unwrap_or(0)
+    }
+
+    /// The distinct right columns the aggregates read, in first-use order.
+    fn inputs(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for c in self.aggregates.iter().filter_map(|a| a.column) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// The windowed aggregation operator. See the module docs for its algorithm.
+#[derive(Debug)]
+pub struct WindowAggExec {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    options: WindowAggOptions,
+    schema: SchemaRef,
+    cache: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl WindowAggExec {
+    pub fn try_new(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        options: WindowAggOptions,
+    ) -> Result<Self> {
+        let (ls, rs) = (left.schema(), right.schema());
+        let k = options.key_count;
+        if k == 0 || ls.fields().len() < k || rs.fields().len() < k {
+            return internal_err!("WindowAggExec needs at least one key column on both sides");
+        }
+        for i in 0..k {
+            if ls.field(i).data_type() != rs.field(i).data_type() {
+                return internal_err!(
+                    "WindowAggExec key {i} has type {} on the left and {} on the right",
+                    ls.field(i).data_type(),
+                    rs.field(i).data_type()
+                );
+            }
+        }
+        if options.aggregates.iter().any(|a| a.window <= 0) {
+            return internal_err!("WindowAggExec windows must be positive");
+        }
+        let left: Arc<dyn ExecutionPlan> = if left.output_partitioning().partition_count() == 1 {
+            left
+        } else {
+            Arc::new(CoalescePartitionsExec::new(left))
+        };
+        let mut fields: Vec<Field> = ls.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(NEWEST_EVENT, DataType::Int64, true));
+        for a in &options.aggregates {
+            fields.push(Field::new(&a.name, a.output.clone(), true));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(WindowAggExec {
+            left,
+            right,
+            options,
+            schema,
+            cache,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+impl DisplayAs for WindowAggExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let aggs: Vec<String> = self
+            .options
+            .aggregates
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}={}({}s)",
+                    a.name,
+                    a.function.name(),
+                    a.window / 1_000_000_000
+                )
+            })
+            .collect();
+        write!(f, "WindowAggExec: aggregates=[{}]", aggs.join(", "))
+    }
+}
+
+impl ExecutionPlan for WindowAggExec {
+    fn name(&self) -> &'static str {
+        "WindowAggExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![
+            Distribution::SinglePartition,
+            Distribution::UnspecifiedDistribution,
+        ]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true, false]
+    }
+
+    /// `last` breaks ties on `(ts, created)` by input order, which is partition order then row
+    /// order: a round-robin repartition of the events would shuffle it.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false, false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 2 {
+            return internal_err!("WindowAggExec takes two children, got {}", children.len());
+        }
+        let right = children.pop().expect("two children");
+        let left = children.pop().expect("two children");
+        Ok(Arc::new(WindowAggExec::try_new(
+            left,
+            right,
+            self.options.clone(),
+        )?))
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("WindowAggExec has one output partition, asked for {partition}");
+        }
+        let left = self.left.execute(0, Arc::clone(&context))?;
+        let rights = (0..self.right.output_partitioning().partition_count())
+            .map(|p| self.right.execute(p, Arc::clone(&context)))
+            .collect::<Result<Vec<_>>>()?;
+        let reservation = MemoryConsumer::new("WindowAggExec").register(context.memory_pool());
+        let run = AggRun {
+            options: self.options.clone(),
+            left_schema: self.left.schema(),
+            schema: Arc::clone(&self.schema),
+            batch_size: context.session_config().batch_size().max(1),
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            rows_in: MetricBuilder::new(&self.metrics).counter("events", partition),
+            rows_kept: MetricBuilder::new(&self.metrics).counter("events_in_reach", partition),
+        };
+        let batches = futures::stream::once(run.run(left, rights, reservation))
+            .map_ok(futures::stream::iter)
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// Everything one execution needs, moved into its future.
+struct AggRun {
+    options: WindowAggOptions,
+    left_schema: SchemaRef,
+    schema: SchemaRef,
+    batch_size: usize,
+    baseline: BaselineMetrics,
+    rows_in: Count,
+    rows_kept: Count,
+}
+
+/// One probe task's kept events: parallel vectors, and the aggregated columns of the kept rows.
+#[derive(Default)]
+struct Kept {
+    group: Vec<u32>,
+    ts: Vec<i64>,
+    created: Vec<i64>,
+    /// Input order: the partition in the top bits, the row within it below.
+    seq: Vec<u64>,
+    /// Per batch, the kept rows of each input column.
+    columns: Vec<Vec<ArrayRef>>,
+    rows_in: usize,
+}
+
+impl Kept {
+    fn memory_size(&self) -> usize {
+        self.group.capacity() * 4
+            + (self.ts.capacity() + self.created.capacity() + self.seq.capacity()) * 8
+            + self
+                .columns
+                .iter()
+                .flatten()
+                .map(|a| a.get_array_memory_size())
+                .sum::<usize>()
+    }
+}
+
+impl AggRun {
+    async fn run(
+        self,
+        left: SendableRecordBatchStream,
+        rights: Vec<SendableRecordBatchStream>,
+        reservation: MemoryReservation,
+    ) -> Result<Vec<Result<RecordBatch>>> {
+        let left_batches: Vec<RecordBatch> = left.try_collect().await?;
+        let entities = concat_batches(&self.left_schema, &left_batches)?;
+        drop(left_batches);
+        let index = Arc::new(EntityIndex::build(
+            &entities,
+            self.options.key_count,
+            self.options.left_ts,
+        )?);
+        reservation.try_grow(entities.get_array_memory_size() + index.memory_size())?;
+
+        let inputs = Arc::new(self.options.inputs());
+        let mut probes = JoinSet::new();
+        for (p, stream) in rights.into_iter().enumerate() {
+            let index = Arc::clone(&index);
+            let options = self.options.clone();
+            let inputs = Arc::clone(&inputs);
+            let reservation = reservation.new_empty();
+            let compute = self.baseline.elapsed_compute().clone();
+            probes.spawn(async move {
+                let kept = probe(p, stream, &index, &options, &inputs, &reservation, compute).await;
+                (p, kept.map(|k| (k, reservation)))
+            });
+        }
+        let mut parts: Vec<Option<Kept>> = Vec::new();
+        parts.resize_with(probes.len(), || None);
+        let mut reservations = Vec::new();
+        while let Some(joined) = probes.join_next().await {
+            let (p, result) = joined.map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?;
+            let (kept, reservation) = result?;
+            self.rows_in.add(kept.rows_in);
+            self.rows_kept.add(kept.ts.len());
+            reservations.push(reservation);
+            parts[p] = Some(kept);
+        }
+        let parts: Vec<Kept> = parts.into_iter().flatten().collect();
+        let _timer = self.baseline.elapsed_compute().timer();
+        let columns = self.slide_all(&index, parts, &inputs, entities.num_rows(), &reservation)?;
+        drop(index);
+        let mut all: Vec<ArrayRef> = entities.columns().to_vec();
+        all.extend(columns);
+        let out = RecordBatch::try_new(Arc::clone(&self.schema), all)?;
+        drop(reservations);
+        let n = out.num_rows();
+        let batches: Vec<Result<RecordBatch>> = (0..n)
+            .step_by(self.batch_size)
+            .map(|start| Ok(out.slice(start, self.batch_size.min(n - start))))
+            .collect();
+        self.baseline.record_output(n);
+        Ok(batches)
+    }
+
+    /// Orders the kept events by key, then by `(ts, created, input order)` within each key, and
+    /// slides every aggregate over each key's run: the output columns after the entity columns.
+    fn slide_all(
+        &self,
+        index: &EntityIndex,
+        parts: Vec<Kept>,
+        inputs: &[usize],
+        rows: usize,
+        reservation: &MemoryReservation,
+    ) -> Result<Vec<ArrayRef>> {
+        let total: usize = parts.iter().map(|p| p.ts.len()).sum();
+        let groups = index.starts.len() - 1;
+        // Counting sort by key group: each group's events in partition then input order.
+        let mut estarts = vec![0u32; groups + 1];
+        for p in &parts {
+            for &g in &p.group {
+                estarts[g as usize + 1] += 1;
+            }
+        }
+        for g in 0..groups {
+            estarts[g + 1] += estarts[g];
+        }
+        let mut fill = estarts.clone();
+        let mut order = vec![0u32; total];
+        let mut base = 0u32;
+        for p in &parts {
+            for (i, &g) in p.group.iter().enumerate() {
+                order[fill[g as usize] as usize] = base + i as u32;
+                fill[g as usize] += 1;
+            }
+            base += p.group.len() as u32;
+        }
+        let ts_all: Vec<i64> = parts.iter().flat_map(|p| p.ts.iter().copied()).collect();
+        let created_all: Vec<i64> = parts
+            .iter()
+            .flat_map(|p| p.created.iter().copied())
+            .collect();
+        let seq_all: Vec<u64> = parts.iter().flat_map(|p| p.seq.iter().copied()).collect();
+        for g in 0..groups {
+            let run = &mut order[estarts[g] as usize..estarts[g + 1] as usize];
+            // Usually already in time order (files are written as events happen): pdqsort
+            // detects that in linear time.
+            run.sort_unstable_by_key(|&e| {
+                let e = e as usize;
+                (ts_all[e], created_all[e], seq_all[e])
+            });
+        }
+        let ts: Vec<i64> = order.iter().map(|&e| ts_all[e as usize]).collect();
+        drop((ts_all, created_all, seq_all));
+        let order_array = UInt32Array::from(order);
+        let mut columns: Vec<Option<Column>> = Vec::with_capacity(inputs.len());
+        for (j, _) in inputs.iter().enumerate() {
+            let pieces: Vec<&dyn Array> = parts
+                .iter()
+                .flat_map(|p| p.columns.iter().map(move |b| b[j].as_ref()))
+                .collect();
+            let all = if pieces.is_empty() {
+                let dt = self.input_type(inputs[j]);
+                datafusion::arrow::array::new_empty_array(&dt)
+            } else {
+                concat(&pieces)?
+            };
+            let sorted = take(&all, &order_array, None)?;
+            let ordered = self.options.aggregates.iter().any(|a| {
+                a.column == Some(inputs[j]) && matches!(a.function, Function::Min | Function::Max)
+            });
+            columns.push(Some(Column::new(sorted, ordered)?));
+        }
+        drop(parts);
+        reservation.try_grow(
+            ts.len() * 8
+                + columns
+                    .iter()
+                    .flatten()
+                    .map(|c| c.array().get_array_memory_size())
+                    .sum::<usize>(),
+        )?;
+
+        let slot_groups: Vec<std::ops::Range<usize>> = index.groups().collect();
+        let mut out = Vec::with_capacity(self.options.aggregates.len() + 1);
+        // The newest event in the longest window.
+        let longest = self.options.longest_window();
+        let mut newest: Vec<Option<i64>> = vec![None; rows];
+        for (g, slots) in slot_groups.iter().enumerate() {
+            let events = estarts[g] as usize..estarts[g + 1] as usize;
+            window::newest_in_window(&ts[events], longest, &index.times[slots.clone()], |r, t| {
+                newest[index.rows[slots.start + r] as usize] = t;
+            });
+        }
+        out.push(Arc::new(Int64Array::from(newest)) as ArrayRef);
+        for a in &self.options.aggregates {
+            let column = a
+                .column
+                .and_then(|c| inputs.iter().position(|&i| i == c))
+                .and_then(|j| columns[j].as_ref());
+            let mut answers = Answers::new(a.function, a.column_type.as_ref(), rows);
+            for (g, slots) in slot_groups.iter().enumerate() {
+                let events = estarts[g] as usize..estarts[g + 1] as usize;
+                let run = column.map(|c| c.from(events.start));
+                window::slide(
+                    a.function,
+                    a.window,
+                    a.column_type.as_ref(),
+                    &ts[events.clone()],
+                    run.as_ref(),
+                    &index.times[slots.clone()],
+                    |r, o| answers.set(index.rows[slots.start + r] as usize, o, events.start),
+                );
+            }
+            out.push(answers.finish(column.map(Column::array), &a.output)?);
+        }
+        Ok(out)
+    }
+
+    fn input_type(&self, column: usize) -> DataType {
+        let a = self
+            .options
+            .aggregates
+            .iter()
+            .find(|a| a.column == Some(column))
+            .expect("inputs come from aggregates");
+        crate::types::arrow_type(a.column_type.as_ref().unwrap_or(&DType::Int64))
+    }
+}
+
+/// One aggregate's answers, per entity row (rows with no key or no events keep the empty answer).
+enum Answers {
+    Count(Vec<i64>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    /// Global indices into the sorted column.
+    Pick(Vec<Option<u32>>),
+}
+
+impl Answers {
+    fn new(function: Function, column_type: Option<&DType>, rows: usize) -> Self {
+        match (function, window::output_type(function, column_type)) {
+            (Function::Count, _) => Answers::Count(vec![0; rows]),
+            (Function::Min | Function::Max | Function::Last, _) => Answers::Pick(vec![None; rows]),
+            (_, Some(DType::Int64)) => Answers::Int(vec![None; rows]),
+            _ => Answers::Float(vec![None; rows]),
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, row: usize, o: Output, offset: usize) {
+        match (self, o) {
+            (Answers::Count(v), Output::Count(n)) => v[row] = n,
+            (Answers::Int(v), Output::Int(x)) => v[row] = x,
+            (Answers::Float(v), Output::Float(x)) => v[row] = x,
+            (Answers::Pick(v), Output::Pick(i)) => v[row] = i.map(|i| (offset + i) as u32),
+            _ => debug_assert!(false, "the rule answers in its function's kind"),
+        }
+    }
+
+    fn finish(self, column: Option<&ArrayRef>, output: &DataType) -> Result<ArrayRef> {
+        Ok(match self {
+            Answers::Count(v) => Arc::new(Int64Array::from(v)),
+            Answers::Int(v) => Arc::new(Int64Array::from(v)),
+            Answers::Float(v) => Arc::new(Float64Array::from(v)),
+            Answers::Pick(v) => match column {
+                Some(c) => take(c, &UInt32Array::from(v), None)?,
+                None => datafusion::arrow::array::new_null_array(output, v.len()),
+            },
+        })
+    }
+}
+
+/// Streams one feature partition, keeping the events some entity row's window sees.
+async fn probe(
+    partition: usize,
+    mut stream: SendableRecordBatchStream,
+    index: &EntityIndex,
+    options: &WindowAggOptions,
+    inputs: &[usize],
+    reservation: &MemoryReservation,
+    compute: datafusion::physical_plan::metrics::Time,
+) -> Result<Kept> {
+    let longest = options.longest_window();
+    let mut kept = Kept::default();
+    let mut row_base: u64 = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let _timer = compute.timer();
+        let n = batch.num_rows();
+        kept.rows_in += n;
+        let groups = index.groups_of(&batch.columns()[..options.key_count])?;
+        let ts = int64(&batch, options.right_ts)?;
+        let created = options
+            .right_created
+            .map(|c| int64(&batch, c))
+            .transpose()?;
+        let deleted = options
+            .right_deleted
+            .map(|d| batch.column(d).as_boolean().clone());
+        let mut rows: Vec<u32> = Vec::new();
+        for (row, group) in groups.into_iter().enumerate() {
+            let Some(g) = group else { continue };
+            if ts.is_null(row)
+                || deleted
+                    .as_ref()
+                    .is_some_and(|d| d.is_valid(row) && d.value(row))
+            {
+                continue;
+            }
+            let t = ts.value(row);
+            // The first entity row at or after the event sees it if any does.
+            let Some(slot) = index.slot_for(g, t) else {
+                continue;
+            };
+            if !window::in_window(t, index.times[slot], longest) {
+                continue;
+            }
+            kept.group.push(g);
+            kept.ts.push(t);
+            kept.created.push(
+                created
+                    .as_ref()
+                    .and_then(|c| c.is_valid(row).then(|| c.value(row)))
+                    .unwrap_or(i64::MIN),
+            );
+            kept.seq
+                .push(((partition as u64) << 40) | (row_base + row as u64));
+            rows.push(row as u32);
+        }
+        row_base += n as u64;
+        if !rows.is_empty() {
+            let rows = UInt32Array::from(rows);
+            let columns = inputs
+                .iter()
+                .map(|&c| take(batch.column(c), &rows, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            kept.columns.push(columns);
+        }
+        reservation.try_resize(kept.memory_size())?;
+    }
+    Ok(kept)
+}
+
+fn int64(batch: &RecordBatch, col: usize) -> Result<Int64Array> {
+    let c: &ArrayRef = batch.column(col);
+    c.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| {
+        DataFusionError::Internal(format!(
+            "WindowAggExec expects Int64 nanosecond timestamps, got {}",
+            c.data_type()
+        ))
+    })
+}
