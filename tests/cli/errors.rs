@@ -180,8 +180,8 @@ fn document_index_errors_name_the_line_and_suggest() {
     let r = TestRepo::init();
     r.edit(
         "documents.yaml",
-        "\"document_stats:clicks_7d\"",
-        "\"document_stats:click_7d\"",
+        "\"document_clicks:clicks_7d\"",
+        "\"document_clicks:click_7d\"",
     );
     r.edit("documents.yaml", "overlap: 20", "overlap: 200");
     r.edit("documents.yaml", "entity: document ", "entity: documents ");
@@ -190,7 +190,7 @@ fn document_index_errors_name_the_line_and_suggest() {
     assert!(
         err.contains(&format!("documents.yaml:{line}:"))
             && err.contains(
-                "view `document_stats` has no feature `click_7d`; did you mean `clicks_7d`?"
+                "view `document_clicks` has no feature `click_7d`; did you mean `clicks_7d`?"
             ),
         "{err}"
     );

@@ -123,6 +123,22 @@ fn prefix_with_room(project: &str, view: &str, room: usize) -> Vec<u8> {
     k
 }
 
+/// The name an aggregated view's event logs are kept under: a namespace of its own (`#` is in no
+/// identifier), so a view that turns from plain to aggregated never finds its old rows there.
+fn events_namespace(view: &str) -> String {
+    format!("{view}#events")
+}
+
+/// The store key of an entity's event log in an aggregated view.
+pub fn events_key(project: &str, view: &str, entity_key: &[u8]) -> Vec<u8> {
+    store_key(project, &events_namespace(view), entity_key)
+}
+
+/// The prefix of every event log of a view ([`view_keys_prefix`] for its rows).
+pub fn view_events_prefix(project: &str, view: &str) -> Vec<u8> {
+    view_keys_prefix(project, &events_namespace(view))
+}
+
 /// The store key of an entity's row in a view.
 pub fn store_key(project: &str, view: &str, entity_key: &[u8]) -> Vec<u8> {
     let mut k = prefix_with_room(project, view, entity_key.len());

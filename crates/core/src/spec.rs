@@ -201,6 +201,15 @@ impl FeatureView {
         self.features.iter().find(|f| f.name == name)
     }
 
+    /// Its feature names as declared: a plain view's features, an aggregated view's outputs
+    /// (before validation fills `features` in).
+    pub fn feature_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.features
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(self.aggregations.iter().map(|a| a.name.as_str()))
+    }
+
     pub fn is_aggregated(&self) -> bool {
         !self.aggregations.is_empty()
     }

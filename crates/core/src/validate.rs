@@ -477,7 +477,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                 ),
                 Some(view) => {
                     if let Some(f) = fname
-                        && view.feature(f).is_none()
+                        && !view.feature_names().any(|n| n == f)
                     {
                         ck.at(
                             s,
@@ -487,7 +487,7 @@ pub fn validate(repo: &Repo, probe: &dyn SchemaProbe) -> CoreResult<Catalog> {
                                 "feature service `{}`: view `{vname}` has no feature `{f}`",
                                 s.def.name
                             ),
-                            did_you_mean(f, view.features.iter().map(|x| x.name.as_str())),
+                            did_you_mean(f, view.feature_names()),
                         );
                     }
                 }
@@ -965,7 +965,7 @@ fn check_document_index(
             continue;
         };
         if let Some(f) = fname
-            && view.feature(f).is_none()
+            && !view.feature_names().any(|n| n == f)
         {
             ck.at(
                 d,
@@ -975,7 +975,7 @@ fn check_document_index(
                     "document index `{}`: view `{vname}` has no feature `{f}`",
                     idx.name
                 ),
-                did_you_mean(f, view.features.iter().map(|x| x.name.as_str())),
+                did_you_mean(f, view.feature_names()),
             );
         }
         if view.entities != [idx.entity.clone()] {

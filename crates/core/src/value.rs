@@ -115,6 +115,36 @@ impl StoredRow {
     }
 }
 
+/// One event of an aggregated view, as its per-key event log stores it: the row encoding of its
+/// timestamps and columns, then its ordinal (big-endian u32) among the events of the same write
+/// with equal key, event and created times. The bytes are the event's identity: writing the same
+/// event again (a replayed push, a second materialization) adds nothing, while two equal events of
+/// one write differ by their ordinal and both count. Logs order members as bytes, so a range of
+/// headers ([`header`]) is a range of event times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub row: StoredRow,
+    pub ordinal: u32,
+}
+
+impl StoredEvent {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.row.encode();
+        out.extend_from_slice(&self.ordinal.to_be_bytes());
+        out
+    }
+
+    /// The event's ordinal and a reader over its row.
+    pub fn read(bytes: &[u8]) -> Result<(RowReader<'_>, u32), DecodeError> {
+        let split = bytes
+            .len()
+            .checked_sub(4)
+            .ok_or(DecodeError("event too short"))?;
+        let ordinal = u32::from_be_bytes(bytes[split..].try_into().expect("four bytes"));
+        Ok((RowReader::new(&bytes[..split])?, ordinal))
+    }
+}
+
 /// A stored row read in place: its timestamps, then its features in stored order, each decoded
 /// only if asked. Serving reads rows this way to decode just the requested features, with no name
 /// allocated or validated per feature per row; [`StoredRow::decode`] is this reader, collected.

@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::dtype::DType;
 use crate::time::Nanos;
 
+/// The push log column holding each event's ordinal among equal events of its write
+/// ([`crate::value::StoredEvent`]): a replayed push is the same event, not a second one.
+pub const ORDINAL_COLUMN: &str = "_asof_ordinal";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Function {

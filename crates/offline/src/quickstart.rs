@@ -387,9 +387,47 @@ fn generate_documents(
         ],
     )?;
     write_table(&data.join("document_stats.parquet"), &[batch])?;
+
+    // Raw click events: a few per document per day, each with a dwell time.
+    let (mut id, mut ts, mut dwell) = (vec![], vec![], vec![]);
+    for i in 0..DOCUMENTS {
+        let (topic, _) = TOPICS[i % TOPICS.len()];
+        let rate = rng.random_range(1..12);
+        let mut t = start;
+        while t <= now_hour {
+            for _ in 0..rng.random_range(0..rate) {
+                let at = t + rng.random_range(0..24 * HOUR_US);
+                if at > now_hour {
+                    continue;
+                }
+                id.push(format!("{topic}-{i:03}"));
+                ts.push(at);
+                dwell.push(
+                    (rng.random_range(0.0..1.0) < 0.95).then(|| rng.random_range(1.0..300.0)),
+                );
+            }
+            t += 24 * HOUR_US;
+        }
+    }
+    let clicks_n = id.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("doc_id", DataType::Utf8, false),
+        ts_field("ts", false),
+        Field::new("dwell_s", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(id)),
+            ts_array(ts),
+            Arc::new(Float64Array::from(dwell)),
+        ],
+    )?;
+    write_table(&data.join("click_events.parquet"), &[batch])?;
     Ok(vec![
         ("data/docs/help_articles.jsonl".to_string(), DOCUMENTS),
         ("data/document_stats.parquet".to_string(), n),
+        ("data/click_events.parquet".to_string(), clicks_n),
         ("data/queries.jsonl".to_string(), queries.len()),
     ])
 }

@@ -19,6 +19,8 @@ use crate::types::arrow_type;
 /// Internal column names of a scanned view; chosen not to collide with identifiers users declare.
 pub const FEATURE_TS: &str = "__asof_feature_ts";
 pub const FEATURE_CREATED: &str = "__asof_feature_created";
+/// An aggregated view's event ordinal among equal events of one push (0 for source files' rows).
+pub const FEATURE_ORDINAL: &str = "__asof_ordinal";
 /// Whether a row is a delete event (from the files' `asof_core::pit::DELETED_COLUMN`; false when
 /// they have none). Always the last column.
 pub const FEATURE_DELETED: &str = "__asof_deleted";
@@ -45,7 +47,9 @@ pub struct TimeBounds {
 
 /// Scans a view's rows: its source's files and, when `push_log` is given, the rows pushed to it
 /// (`crate::push_log`), as one table:
-/// `keys..., __asof_feature_ts, [__asof_feature_created], features..., __asof_deleted`.
+/// `keys..., __asof_feature_ts, [__asof_feature_created], features..., __asof_deleted`; an
+/// aggregated view has its aggregations' input columns for features, and `__asof_ordinal` before
+/// the delete flag.
 pub async fn scan_view(
     ctx: &SessionContext,
     repo_dir: &Path,
@@ -80,7 +84,12 @@ pub async fn scan_view(
                 .map(|i| o.schema().field(i).data_type().clone())
                 .collect()
         });
-        let df = project(df, view, bounds, key_types.as_deref(), &origin)?;
+        let mut df = project(df, view, bounds, key_types.as_deref(), &origin)?;
+        if view.view.is_aggregated() {
+            // A replayed push wrote the same events again; its ordinals tell equal events of one
+            // push apart, so only replays collapse.
+            df = df.distinct()?;
+        }
         out = Some(match out {
             Some(o) => o.union(df)?,
             None => df,
@@ -219,6 +228,16 @@ fn project(
             Err(e) => return Err(e),
         };
         select.push(e.alias(&f.name));
+    }
+    if aggregated {
+        let ordinal = asof_core::window::ORDINAL_COLUMN;
+        select.push(
+            match field(ordinal) {
+                Ok(_) if key_types.is_some() => cast(ident(ordinal), DataType::UInt32),
+                _ => lit(0u32),
+            }
+            .alias(FEATURE_ORDINAL),
+        );
     }
     let deleted = asof_core::pit::DELETED_COLUMN;
     select.push(

@@ -24,7 +24,8 @@ use crate::error::OfflineResult;
 use crate::memory::MemoryLimit;
 use crate::pit_join::{PitJoinExec, PitJoinOptions};
 use crate::source::{
-    FEATURE_CREATED, FEATURE_DELETED, FEATURE_TS, TimeBounds, scan_view, source_error,
+    FEATURE_CREATED, FEATURE_DELETED, FEATURE_ORDINAL, FEATURE_TS, TimeBounds, scan_view,
+    source_error,
 };
 use crate::timestamps::{from_nanos, to_nanos};
 use crate::types::{arrow_type, keys_compatible, plain_type, to_plain};
@@ -201,6 +202,7 @@ impl OfflineStore {
                 right_ts: k,
                 right_created: has_created.then_some(k + 1),
                 right_deleted: deleted,
+                right_ordinal: schema.index_of(FEATURE_ORDINAL).ok(),
                 aggregates,
             };
             return Ok(Arc::new(WindowAggExec::try_new(left, right, options)?));
@@ -522,6 +524,34 @@ impl OfflineStore {
             ));
         }
         Ok(out)
+    }
+
+    /// For materializing an aggregated view: its events (source and push log) with event times
+    /// in `[start, end]`, as scanned: `keys..., __asof_feature_ts, [__asof_feature_created],
+    /// input columns..., __asof_ordinal, __asof_deleted`.
+    pub async fn events(
+        &self,
+        view: &ResolvedView,
+        start: i64,
+        end: i64,
+    ) -> OfflineResult<LatestRows> {
+        let bounds = TimeBounds {
+            min: Some(start),
+            max: Some(end),
+        };
+        let scan = self.scan(view, bounds).await?;
+        let has_created = scan
+            .schema()
+            .has_column_with_unqualified_name(FEATURE_CREATED);
+        let batches = scan
+            .collect()
+            .await
+            .map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;
+        Ok(LatestRows {
+            batches,
+            key_count: view.join_keys.len(),
+            has_created,
+        })
     }
 
     /// For materialization: per entity key with rows in `[start, end]`, the row the point-in-time

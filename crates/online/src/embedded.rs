@@ -56,7 +56,8 @@ impl EmbeddedStore {
         };
         let conn = store.connect()?;
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS rows (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS rows (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS events (k BLOB NOT NULL, m BLOB NOT NULL, PRIMARY KEY (k, m)) WITHOUT ROWID;",
         )
         .map_err(|e| store.err(e))?;
         store.give_back(conn);
@@ -175,12 +176,93 @@ impl OnlineStore for EmbeddedStore {
     }
 
     async fn delete_prefix(&self, prefix: Vec<u8>) -> OnlineResult<usize> {
-        self.blocking(move |conn| match prefix_end(&prefix) {
-            Some(end) => conn.execute(
-                "DELETE FROM rows WHERE k >= ?1 AND k < ?2",
+        self.blocking(move |conn| {
+            let end = prefix_end(&prefix);
+            let rows = conn.execute(
+                "DELETE FROM rows WHERE k >= ?1 AND (?2 IS NULL OR k < ?2)",
                 params![prefix, end],
-            ),
-            None => conn.execute("DELETE FROM rows WHERE k >= ?1", params![prefix]),
+            )?;
+            let logs = conn.execute(
+                "DELETE FROM events WHERE k >= ?1 AND (?2 IS NULL OR k < ?2)",
+                params![prefix, end],
+            )?;
+            Ok(rows + logs)
+        })
+        .await
+    }
+
+    async fn append_events(
+        &self,
+        logs: Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)>,
+    ) -> OnlineResult<usize> {
+        if logs.is_empty() {
+            return Ok(0);
+        }
+        self.blocking(move |conn| {
+            let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut added = 0;
+            {
+                let mut insert =
+                    txn.prepare_cached("INSERT OR IGNORE INTO events (k, m) VALUES (?1, ?2)")?;
+                let mut trim = txn.prepare_cached("DELETE FROM events WHERE k = ?1 AND m < ?2")?;
+                for (k, members, keep_from) in &logs {
+                    for m in members {
+                        added += insert.execute(params![k, m])?;
+                    }
+                    trim.execute(params![k, keep_from])?;
+                }
+            }
+            txn.commit()?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn read_events(
+        &self,
+        ranges: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> OnlineResult<Vec<Vec<Vec<u8>>>> {
+        self.blocking(move |conn| {
+            let txn = conn.transaction()?;
+            let out = {
+                let mut range = txn.prepare_cached(
+                    "SELECT m FROM events WHERE k = ?1 AND m >= ?2 AND m < ?3 ORDER BY m",
+                )?;
+                ranges
+                    .iter()
+                    .map(|(k, from, to)| {
+                        range
+                            .query_map(params![k, from, to], |r| r.get::<_, Vec<u8>>(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            txn.finish()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn event_heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<(Vec<Vec<u8>>, u64)> {
+        self.blocking(move |conn| {
+            let end = prefix_end(&prefix);
+            let mut stmt = conn.prepare(
+                "SELECT substr(max(m), 1, ?3), sum(length(k) + length(m)) FROM events
+                 WHERE k >= ?1 AND (?2 IS NULL OR k < ?2) GROUP BY k",
+            )?;
+            let mut bytes = 0u64;
+            let heads = stmt
+                .query_map(params![prefix, end, len as i64], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .map(|r| {
+                    r.map(|(h, b)| {
+                        bytes += b as u64;
+                        h
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((heads, bytes))
         })
         .await
     }

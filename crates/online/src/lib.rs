@@ -1,4 +1,5 @@
-//! asof's online stores: the latest row per (view, entity), each stored with its event timestamp.
+//! asof's online stores: the latest row per (view, entity), each stored with its event timestamp;
+//! for aggregated views, a log of each entity's events within the view's longest window.
 //!
 //! Keys and rows are encoded by `asof_core::keys` and `asof_core::value`; a store only moves bytes
 //! and enforces one rule: a write never replaces a row with an older one (it compares the rows'
@@ -30,6 +31,23 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// The first `len` bytes of every row under `prefix` (headers, for `asof status`): a full
     /// scan, not for serving paths.
     async fn heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<Vec<Vec<u8>>>;
+    /// Adds events to per-key logs (aggregated views): `(key, members)`, a member being an
+    /// encoded `asof_core::value::StoredEvent`. A member already in its log is not added again.
+    /// Then drops, per key written, the members whose header sorts below `keep_from` (the header
+    /// of the oldest event time any read may still need). Returns how many members were added.
+    async fn append_events(
+        &self,
+        logs: Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)>,
+    ) -> OnlineResult<usize>;
+    /// Per `(key, from, to)`, the members of the key's log with `from <= member < to`, in byte
+    /// order; all keys in one round trip.
+    async fn read_events(
+        &self,
+        ranges: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> OnlineResult<Vec<Vec<Vec<u8>>>>;
+    /// The newest member's first `len` bytes of every event log under `prefix` (for `asof
+    /// status`), and the logs' total size in bytes: a full scan, not for serving paths.
+    async fn event_heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<(Vec<Vec<u8>>, u64)>;
     /// A short description for logs ("redis 127.0.0.1:6379", "embedded data/online").
     fn describe(&self) -> String;
 }

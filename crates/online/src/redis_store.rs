@@ -527,6 +527,118 @@ impl OnlineStore for RedisStore {
         Ok(deleted)
     }
 
+    /// Per key, one pipeline: `ZADD` (every member scores 0, so the log orders by member bytes),
+    /// `ZREMRANGEBYLEX` below `keep_from`, and the store's key TTL. On one node all keys share
+    /// one pipeline; a cluster gets one pipeline per key (a pipeline cannot cross slots).
+    async fn append_events(
+        &self,
+        logs: Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)>,
+    ) -> OnlineResult<usize> {
+        let commands =
+            |pipe: &mut Pipeline, (key, members, keep_from): &(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)| {
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(key);
+                for m in members {
+                    zadd.arg(0).arg(m);
+                }
+                pipe.add_command(zadd);
+                let mut cut = b"(".to_vec();
+                cut.extend_from_slice(keep_from);
+                pipe.cmd("ZREMRANGEBYLEX")
+                    .arg(key)
+                    .arg("-")
+                    .arg(cut)
+                    .ignore();
+                if self.key_ttl_ms > 0 {
+                    pipe.cmd("PEXPIRE").arg(key).arg(self.key_ttl_ms).ignore();
+                }
+            };
+        let mut conn = self.conn.clone();
+        let added: Vec<usize> = match &mut conn {
+            Conn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for log in &logs {
+                    commands(&mut pipe, log);
+                }
+                conn.query(&pipe).await.map_err(|e| self.error(e))?
+            }
+            Conn::Cluster(c) => {
+                let calls = logs.iter().map(|log| {
+                    let mut c = c.clone();
+                    let mut pipe = redis::pipe();
+                    commands(&mut pipe, log);
+                    async move { pipe.query_async::<Vec<usize>>(&mut c).await }
+                });
+                futures::future::try_join_all(calls)
+                    .await
+                    .map_err(|e| self.error(e))?
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+        };
+        Ok(added.into_iter().sum())
+    }
+
+    async fn read_events(
+        &self,
+        ranges: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> OnlineResult<Vec<Vec<Vec<u8>>>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let range_cmd = |(key, from, to): &(Vec<u8>, Vec<u8>, Vec<u8>)| {
+            let mut lo = b"[".to_vec();
+            lo.extend_from_slice(from);
+            let mut hi = b"(".to_vec();
+            hi.extend_from_slice(to);
+            let mut cmd = redis::cmd("ZRANGEBYLEX");
+            cmd.arg(key).arg(lo).arg(hi);
+            cmd
+        };
+        let mut conn = self.conn.clone();
+        match &mut conn {
+            Conn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for r in &ranges {
+                    pipe.add_command(range_cmd(r));
+                }
+                conn.query(&pipe).await.map_err(|e| self.error(e))
+            }
+            Conn::Cluster(c) => {
+                let calls = ranges.iter().map(|r| {
+                    let mut c = c.clone();
+                    let cmd = range_cmd(r);
+                    async move { cmd.query_async::<Vec<Vec<u8>>>(&mut c).await }
+                });
+                futures::future::try_join_all(calls)
+                    .await
+                    .map_err(|e| self.error(e))
+            }
+        }
+    }
+
+    async fn event_heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<(Vec<Vec<u8>>, u64)> {
+        let mut conn = self.conn.clone();
+        let (mut heads, mut bytes) = (Vec::new(), 0u64);
+        for key in self.keys_with_prefix(prefix).await? {
+            let newest: Vec<Vec<u8>> = conn
+                .cmd(redis::cmd("ZRANGE").arg(&key).arg(-1).arg(-1))
+                .await
+                .map_err(|e| self.error(e))?;
+            let used: Option<u64> = conn
+                .cmd(redis::cmd("MEMORY").arg("USAGE").arg(&key))
+                .await
+                .map_err(|e| self.error(e))?;
+            bytes += used.unwrap_or(0);
+            if let Some(mut h) = newest.into_iter().next() {
+                h.truncate(len);
+                heads.push(h);
+            }
+        }
+        Ok((heads, bytes))
+    }
+
     async fn heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         for keys in self.keys_with_prefix(prefix).await?.chunks(1000) {

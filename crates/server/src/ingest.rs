@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use asof_core::ResolvedView;
-use asof_core::keys::{KeyValue, encode_entity_key, store_key};
-use asof_core::value::{StoredRow, Value, encode_delete};
+use std::collections::HashMap;
+
+use asof_core::keys::{KeyValue, encode_entity_key, events_key, store_key};
+use asof_core::value::{StoredEvent, StoredRow, Value, encode_delete, header};
 use asof_online::OnlineStore;
 use datafusion::arrow::array::ArrayRef;
 
@@ -20,7 +22,8 @@ pub struct ViewRows {
     pub keys: Vec<Vec<KeyValue>>,
     pub event_ts: Vec<i64>,
     pub created_ts: Vec<Option<i64>>,
-    /// Per feature (the view's order): its values; a delete event's are null.
+    /// Per event column (`FeatureView::event_columns`: a plain view's features in order, an
+    /// aggregated view's input columns): its values; a delete event's are null.
     pub features: Vec<Vec<Value>>,
     /// Which rows are delete events.
     pub deleted: Vec<bool>,
@@ -33,13 +36,37 @@ impl ViewRows {
             keys: vec![Vec::with_capacity(rows); view.join_keys.len()],
             event_ts: Vec::with_capacity(rows),
             created_ts: Vec::with_capacity(rows),
-            features: vec![Vec::with_capacity(rows); view.view.features.len()],
+            features: vec![Vec::with_capacity(rows); view.view.event_columns().len()],
             deleted: Vec::with_capacity(rows),
         }
     }
 
     pub fn len(&self) -> usize {
         self.event_ts.len()
+    }
+
+    /// Keeps the value rows only.
+    fn drop_deletes(&mut self) {
+        if !self.deleted.iter().any(|d| *d) {
+            return;
+        }
+        let keep: Vec<bool> = self.deleted.iter().map(|d| !d).collect();
+        fn retain<T>(column: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            column.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        for c in &mut self.keys {
+            retain(c, &keep);
+        }
+        for c in &mut self.features {
+            retain(c, &keep);
+        }
+        retain(&mut self.event_ts, &keep);
+        retain(&mut self.created_ts, &keep);
+        retain(&mut self.deleted, &keep);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -109,6 +136,17 @@ pub async fn write_rows(
     rows: ViewRows,
     targets: &Targets,
 ) -> ServerResult<Written> {
+    if view.view.is_aggregated() {
+        return write_events(
+            store,
+            project,
+            view,
+            rows,
+            targets,
+            &mut Ordinals::default(),
+        )
+        .await;
+    }
     let n = rows.len();
     if n == 0 {
         return Ok(Written::default());
@@ -124,14 +162,7 @@ pub async fn write_rows(
     };
     if let Some(root) = &targets.push_log {
         let batch = log_batch(view, rows)?;
-        let root = root.clone();
-        let resolved = view.clone();
-        let name = targets.log_name.clone();
-        tokio::task::spawn_blocking(move || {
-            asof_offline::push_log::append_named(&root, &resolved, &batch, name.as_deref())
-        })
-        .await
-        .map_err(|e| ServerError::Transport(e.to_string()))??;
+        append_log(root, view, batch, targets.log_name.clone()).await?;
         written.logged = n;
     }
     if targets.online {
@@ -139,6 +170,125 @@ pub async fn write_rows(
         written.skipped = n - written.online;
     }
     Ok(written)
+}
+
+/// How many events of one write had each `(entity key, ts, created)` so far: equal events of one
+/// write count once each, told apart by their ordinal (see `asof_core::value::StoredEvent`), while
+/// the same event written again (a replay) is the same member. A write split into batches (a
+/// materialization) shares one across its batches.
+#[derive(Debug, Default)]
+pub struct Ordinals(HashMap<(Vec<u8>, i64, Option<i64>), u32>);
+
+/// [`write_rows`] for an aggregated view: its rows are events, appended to the push log and to
+/// each entity's online event log. A delete is no event of a window (what happened stays
+/// counted), so delete rows are dropped here, on every path alike.
+pub async fn write_events(
+    store: &dyn OnlineStore,
+    project: &str,
+    view: &ResolvedView,
+    mut rows: ViewRows,
+    targets: &Targets,
+    seen: &mut Ordinals,
+) -> ServerResult<Written> {
+    rows.drop_deletes();
+    let n = rows.len();
+    if n == 0 {
+        return Ok(Written::default());
+    }
+    let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
+    let columns = view.view.event_columns();
+    let longest = view.view.longest_window().unwrap_or(i64::MAX);
+    let mut ordinals = Vec::with_capacity(n);
+    let mut logs: HashMap<Vec<u8>, (Vec<Vec<u8>>, i64)> = HashMap::new();
+    for row in 0..n {
+        let keys: Vec<&KeyValue> = rows.keys.iter().map(|c| &c[row]).collect();
+        let entity = encode_entity_key(&names, &keys);
+        let (ts, created) = (rows.event_ts[row], rows.created_ts[row]);
+        let ordinal = seen.0.entry((entity.clone(), ts, created)).or_insert(0);
+        ordinals.push(*ordinal);
+        let member = StoredEvent {
+            row: StoredRow {
+                event_ts: ts,
+                created_ts: created,
+                features: columns
+                    .iter()
+                    .zip(&rows.features)
+                    .map(|(f, column)| (f.name.clone(), column[row].clone()))
+                    .collect(),
+            },
+            ordinal: *ordinal,
+        };
+        *ordinal += 1;
+        if targets.online {
+            let log = logs
+                .entry(events_key(project, &view.view.name, &entity))
+                .or_insert_with(|| (Vec::new(), i64::MIN));
+            log.0.push(member.encode());
+            log.1 = log.1.max(ts);
+        }
+    }
+    let mut written = Written {
+        newest_event: rows.event_ts.iter().copied().max(),
+        ..Written::default()
+    };
+    if let Some(root) = &targets.push_log {
+        let batch = log_batch(view, rows)?;
+        let batch = with_ordinals(batch, ordinals)?;
+        append_log(root, view, batch, targets.log_name.clone()).await?;
+        written.logged = n;
+    }
+    if targets.online {
+        let logs = logs
+            .into_iter()
+            .map(|(key, (members, newest))| {
+                let keep_from = header(asof_core::window::oldest_in_window(newest, longest), None);
+                (key, members, keep_from)
+            })
+            .collect();
+        written.online = store.append_events(logs).await?;
+        written.skipped = n - written.online;
+    }
+    Ok(written)
+}
+
+fn with_ordinals(
+    batch: datafusion::arrow::array::RecordBatch,
+    ordinals: Vec<u32>,
+) -> ServerResult<datafusion::arrow::array::RecordBatch> {
+    use datafusion::arrow::array::UInt32Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(
+        asof_core::window::ORDINAL_COLUMN,
+        DataType::UInt32,
+        false,
+    ));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(UInt32Array::from(ordinals)));
+    datafusion::arrow::array::RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| ServerError::Offline(e.into()))
+}
+
+/// Appends a batch to the view's push log on the blocking pool, durably.
+async fn append_log(
+    root: &std::path::Path,
+    view: &ResolvedView,
+    batch: datafusion::arrow::array::RecordBatch,
+    name: Option<String>,
+) -> ServerResult<()> {
+    let root = root.to_path_buf();
+    let resolved = view.clone();
+    tokio::task::spawn_blocking(move || {
+        asof_offline::push_log::append_named(&root, &resolved, &batch, name.as_deref())
+    })
+    .await
+    .map_err(|e| ServerError::Transport(e.to_string()))??;
+    Ok(())
 }
 
 /// The rows as the online store keeps them: key bytes and the stored row or delete event.
@@ -180,7 +330,7 @@ fn log_batch(
         keys.push((name.clone(), key_array(name, column)?));
     }
     let mut features = Vec::with_capacity(rows.features.len());
-    for (f, column) in view.view.features.iter().zip(rows.features) {
+    for (f, column) in view.view.event_columns().iter().zip(rows.features) {
         features.push((
             f.name.clone(),
             asof_offline::types::values_to_array(&f.dtype, &column)?,

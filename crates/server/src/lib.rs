@@ -3,6 +3,7 @@
 //! This crate composes the offline and online crates; the semantics it relies on (PIT rule, key
 //! encoding, feature naming) all live in `asof_core`.
 
+pub mod aggregate;
 pub mod auth;
 pub mod codec;
 pub mod convert;

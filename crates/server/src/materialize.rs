@@ -29,6 +29,9 @@ pub struct ViewReport {
     /// Rows written; the rest were not newer than what the store held.
     pub written: usize,
     pub feature_values: usize,
+    /// The newest event time written.
+    #[serde(skip)]
+    pub newest: Option<i64>,
 }
 
 /// Rows encoded per store write.
@@ -181,6 +184,27 @@ pub async fn materialize(
         }
         let request = FeatureRequest::resolve(&catalog, std::slice::from_ref(name), false)?;
         let view = &request.views[0];
+        if view.view.is_aggregated() {
+            reports.push(
+                materialize_events(
+                    &offline,
+                    store,
+                    &registry.project,
+                    view,
+                    start,
+                    end,
+                    progress,
+                )
+                .await?,
+            );
+            record_watermark(
+                registry_path,
+                name,
+                end,
+                reports.last().and_then(|r| r.newest),
+            )?;
+            continue;
+        }
         let latest = offline.latest_rows(view, start, end).await?;
         let mut report = ViewReport {
             view: name.clone(),
@@ -189,6 +213,7 @@ pub async fn materialize(
             keys: 0,
             written: 0,
             feature_values: 0,
+            newest: None,
         };
         let mut newest: Option<i64> = None;
         let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -216,28 +241,119 @@ pub async fn materialize(
         report.written += store.write(pending).await?;
         progress(name, report.keys);
         report.feature_values = report.keys * view.features.len();
-        // Only now, with the rows in the store, does the watermark move. The registry is read
-        // again under its lock: an `apply` made while this view was written stays applied.
-        let end_at = time::from_nanos(end);
-        let newest = newest.map(time::from_nanos);
-        Registry::update(registry_path, |current| {
-            if !current.feature_views.contains_key(name) {
-                tracing::warn!(view = %name, "the view was deleted while it was materialized; its watermark is not recorded");
-                return Ok((false, ()));
-            }
-            let prev = current.materialization.get(name);
-            let merged = Materialization {
-                watermark: prev.map_or(end_at, |m| m.watermark.max(end_at)),
-                newest_event_timestamp: newest
-                    .into_iter()
-                    .chain(prev.and_then(|m| m.newest_event_timestamp))
-                    .max(),
-                updated_at: chrono::Utc::now(),
-            };
-            current.materialization.insert(name.clone(), merged);
-            Ok((true, ()))
-        })?;
+        report.newest = newest;
+        // Only now, with the rows in the store, does the watermark move.
+        record_watermark(registry_path, name, end, newest)?;
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Moves a view's watermark to `end`. The registry is read again under its lock: an `apply` made
+/// while the view was written stays applied.
+fn record_watermark(
+    registry_path: &Path,
+    name: &str,
+    end: i64,
+    newest: Option<i64>,
+) -> ServerResult<()> {
+    let end_at = time::from_nanos(end);
+    let newest = newest.map(time::from_nanos);
+    Registry::update(registry_path, |current| {
+        if !current.feature_views.contains_key(name) {
+            tracing::warn!(view = %name, "the view was deleted while it was materialized; its watermark is not recorded");
+            return Ok((false, ()));
+        }
+        let prev = current.materialization.get(name);
+        let merged = Materialization {
+            watermark: prev.map_or(end_at, |m| m.watermark.max(end_at)),
+            newest_event_timestamp: newest
+                .into_iter()
+                .chain(prev.and_then(|m| m.newest_event_timestamp))
+                .max(),
+            updated_at: chrono::Utc::now(),
+        };
+        current.materialization.insert(name.to_string(), merged);
+        Ok((true, ()))
+    })?;
+    Ok(())
+}
+
+/// An aggregated view's materialization: its events in `[start - longest window, end]` go to the
+/// entities' online logs, so a read as of any time in `[start, end]` finds its whole window.
+/// Events already there are the same members again, so a re-run adds nothing.
+async fn materialize_events(
+    offline: &OfflineStore,
+    store: &dyn OnlineStore,
+    project: &str,
+    view: &asof_core::ResolvedView,
+    start: i64,
+    end: i64,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> ServerResult<ViewReport> {
+    let longest = view.view.longest_window().unwrap_or(i64::MAX);
+    let from = asof_core::window::oldest_in_window(start, longest);
+    let events = offline.events(view, from, end).await?;
+    let mut report = ViewReport {
+        view: view.view.name.clone(),
+        start: time::format_nanos(start),
+        end: time::format_nanos(end),
+        keys: 0,
+        written: 0,
+        feature_values: 0,
+        newest: None,
+    };
+    let targets = crate::ingest::Targets {
+        push_log: None,
+        online: true,
+        log_name: None,
+    };
+    let mut ordinals = crate::ingest::Ordinals::default();
+    for batch in &events.batches {
+        let rows = event_rows(view, batch, events.key_count, events.has_created)?;
+        report.keys += rows.len();
+        let written =
+            crate::ingest::write_events(store, project, view, rows, &targets, &mut ordinals)
+                .await?;
+        report.written += written.online;
+        report.newest = report.newest.max(written.newest_event);
+        progress(&view.view.name, report.keys);
+    }
+    report.feature_values = report.keys * view.view.event_columns().len();
+    Ok(report)
+}
+
+/// A batch of scanned events as rows for the write path.
+fn event_rows(
+    view: &asof_core::ResolvedView,
+    batch: &RecordBatch,
+    k: usize,
+    has_created: bool,
+) -> ServerResult<crate::ingest::ViewRows> {
+    let ts = batch.column(k).as_primitive::<Int64Type>();
+    let created = has_created.then(|| batch.column(k + 1).as_primitive::<Int64Type>());
+    let first = k + 1 + usize::from(has_created);
+    let columns = view.view.event_columns();
+    let mut rows = crate::ingest::ViewRows::for_view(view, batch.num_rows());
+    'rows: for row in 0..batch.num_rows() {
+        let mut keys = Vec::with_capacity(k);
+        for (c, name) in view.join_keys.iter().enumerate() {
+            match key_at(batch.column(c), row) {
+                Ok(Some(key)) => keys.push(key),
+                Ok(None) => continue 'rows,
+                Err(reason) => {
+                    return Err(ServerError::InvalidArgument(format!(
+                        "view `{}`: join key `{name}` of a source row: {reason}",
+                        view.view.name
+                    )));
+                }
+            }
+        }
+        let values = (0..columns.len())
+            .map(|j| value_at(batch.column(first + j), row))
+            .collect();
+        let created_ts = created.and_then(|c| c.is_valid(row).then(|| c.value(row)));
+        rows.push(keys, ts.value(row), created_ts, Some(values));
+    }
+    Ok(rows)
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use asof_core::config::Limits;
-use asof_core::keys::{KeyValue, encode_entity_key, store_key};
+use asof_core::keys::{KeyValue, encode_entity_key, events_key, store_key};
 use asof_core::pit::{self, Freshness};
 use asof_core::value::{RowReader, Value};
 use asof_core::{FeatureRequest, Registry, time};
@@ -276,29 +276,55 @@ impl Serving {
         self.check_rows(n)?;
 
         // One store key per (view, row); absent keys (null entity values) are never looked up.
+        // Aggregated views read a range of each entity's event log instead, in the same round
+        // trip's time (both reads run at once).
         let mut lookups: Vec<Vec<u8>> = Vec::with_capacity(n * request.views.len());
         let mut lookup_view: Vec<usize> = Vec::with_capacity(n * request.views.len());
+        let mut ranges: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut range_view: Vec<usize> = Vec::new();
         let mut slots: Vec<Vec<Option<usize>>> = Vec::with_capacity(request.views.len());
         for (vidx, v) in request.views.iter().enumerate() {
             let names: Vec<&str> = v.join_keys.iter().map(String::as_str).collect();
+            let aggregated = v.view.is_aggregated();
+            let (from, to) = crate::aggregate::read_range(v, as_of);
             let mut view_slots = Vec::with_capacity(n);
             #[allow(clippy::needless_range_loop)] // `row` indexes every key column
             for row in 0..n {
                 let row_keys: Option<Vec<&KeyValue>> =
                     v.join_keys.iter().map(|k| keys[k][row].as_ref()).collect();
                 view_slots.push(row_keys.map(|ks| {
-                    lookups.push(store_key(
-                        project,
-                        &v.view.name,
-                        &encode_entity_key(&names, &ks),
-                    ));
-                    lookup_view.push(vidx);
-                    lookups.len() - 1
+                    let entity = encode_entity_key(&names, &ks);
+                    if aggregated {
+                        ranges.push((
+                            events_key(project, &v.view.name, &entity),
+                            from.clone(),
+                            to.clone(),
+                        ));
+                        range_view.push(vidx);
+                        ranges.len() - 1
+                    } else {
+                        lookups.push(store_key(project, &v.view.name, &entity));
+                        lookup_view.push(vidx);
+                        lookups.len() - 1
+                    }
                 }));
             }
             slots.push(view_slots);
         }
-        let raw = self.store.read(lookups).await?;
+        let (raw, logs) = tokio::try_join!(self.store.read(lookups), async {
+            if ranges.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.store.read_events(ranges).await
+            }
+        })?;
+        let aggregated: Vec<crate::aggregate::Aggregated> = logs
+            .iter()
+            .zip(range_view)
+            .map(|(members, vidx)| {
+                crate::aggregate::aggregate(&request.views[vidx], members, as_of)
+            })
+            .collect::<ServerResult<_>>()?;
         // Each found row keeps only its view's requested features, in the view's request order.
         let mut rows: Vec<Option<(i64, Vec<Value>)>> = Vec::with_capacity(raw.len());
         for (r, vidx) in raw.into_iter().zip(lookup_view) {
@@ -331,6 +357,30 @@ impl Serving {
                 statuses: Vec::with_capacity(n),
                 event_timestamps: Vec::with_capacity(n),
             };
+            if view.view.is_aggregated() {
+                for slot in &slots[*vidx] {
+                    // An entity with no events in a window answers like the training set: a
+                    // count of 0, nulls elsewhere.
+                    let (value, newest) = match slot.map(|s| &aggregated[s]) {
+                        Some(a) => (a.values[fidx].clone(), a.newest),
+                        None => (crate::aggregate::empty_value(view, fidx), None),
+                    };
+                    // A count is always a value (0 over no events); the rest are null when no
+                    // event is in the window (NOT_FOUND) or none has a value (NULL_VALUE).
+                    let status = match (&value, newest) {
+                        (Value::Null, None) => FieldStatus::NotFound,
+                        (Value::Null, Some(_)) => FieldStatus::NullValue,
+                        _ => FieldStatus::Present,
+                    };
+                    fv.values.push(to_proto(&value));
+                    fv.statuses.push(status as i32);
+                    fv.event_timestamps
+                        .push(newest.map(timestamp).unwrap_or_default());
+                }
+                names.push(out_name.clone());
+                results.push(fv);
+                continue;
+            }
             for slot in &slots[*vidx] {
                 let stored = slot.and_then(|s| rows[s].as_ref());
                 let (value, status, ts) = match stored {
@@ -407,6 +457,8 @@ impl Serving {
         })?;
         let n = ts.len();
         self.check_rows(n)?;
+        // An aggregated view takes events: its aggregations' input columns, not their outputs.
+        let event_columns = view.view.event_columns();
         for (name, c) in &req.columns {
             if c.values.len() != n {
                 return Err(Self::invalid(format!(
@@ -417,12 +469,12 @@ impl Serving {
             let known = name == ts_name
                 || Some(name.as_str()) == created_name
                 || view.join_keys.contains(name)
-                || view.view.feature(name).is_some();
+                || event_columns.iter().any(|f| &f.name == name);
             if !known {
                 let mut columns: Vec<&str> = vec![ts_name];
                 columns.extend(created_name);
                 columns.extend(view.join_keys.iter().map(String::as_str));
-                columns.extend(view.view.features.iter().map(|f| f.name.as_str()));
+                columns.extend(event_columns.iter().map(|f| f.name.as_str()));
                 let hint = asof_core::error::did_you_mean(name, columns.iter().copied())
                     .map(|h| format!("; {h}"))
                     .unwrap_or_default();
@@ -452,6 +504,12 @@ impl Serving {
         };
         let deleted = match req.deleted.len() {
             0 => None,
+            _ if view.view.is_aggregated() && req.deleted.iter().any(|d| *d) => {
+                return Err(Self::invalid(format!(
+                    "view `{}` aggregates events, and an event that happened is not deleted; push no `deleted` flags to it",
+                    view.view.name
+                )));
+            }
             len if len == n => Some(&req.deleted),
             len => {
                 return Err(Self::invalid(format!(
@@ -504,8 +562,8 @@ impl Serving {
                 rows.push(keys, event_ts, created_ts, None);
                 continue;
             }
-            let mut features = Vec::with_capacity(view.features.len());
-            for f in &view.view.features {
+            let mut features = Vec::with_capacity(event_columns.len());
+            for f in &event_columns {
                 let v = col(&f.name)
                     .map(|c| from_proto(&c[row]))
                     .unwrap_or(Value::Null);

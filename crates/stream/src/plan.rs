@@ -131,6 +131,14 @@ fn key_column(columns: &[Column], name: &str) -> Result<(usize, PgKind), String>
 impl ViewPlan {
     /// Every problem is reported with the column and the fix in mind.
     pub fn build(view: &ResolvedView, columns: &[Column]) -> Result<ViewPlan, String> {
+        if view.view.is_aggregated() {
+            // A transaction's changes collapse to each key's last state here, which is right for
+            // rows and wrong for events (two clicks in one transaction are two events).
+            return Err(format!(
+                "view `{}` aggregates events, and streaming a PostgreSQL table into an aggregated view is not supported yet; push its events (`asof push` or PushFeatures) or read them from files",
+                view.view.name
+            ));
+        }
         let mut keys = Vec::new();
         for k in &view.join_keys {
             keys.push(key_column(columns, k)?);

@@ -31,7 +31,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{concat, concat_batches, take};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
@@ -89,6 +89,9 @@ pub struct WindowAggOptions {
     pub right_created: Option<usize>,
     /// Index of the right's delete flag: a delete event is not an event of any window.
     pub right_deleted: Option<usize>,
+    /// Index of the right's event ordinal (UInt32): equal `(ts, created)` order by it, then by
+    /// input order.
+    pub right_ordinal: Option<usize>,
     pub aggregates: Vec<WindowAggregate>,
 }
 
@@ -308,7 +311,8 @@ struct Kept {
     group: Vec<u32>,
     ts: Vec<i64>,
     created: Vec<i64>,
-    /// Input order: the partition in the top bits, the row within it below.
+    /// The ordinal in the top bits, then the partition, then the row within it: input order
+    /// among events of equal ordinal.
     seq: Vec<u64>,
     /// Per batch, the kept rows of each input column.
     columns: Vec<Vec<ArrayRef>>,
@@ -581,6 +585,9 @@ async fn probe(
         let deleted = options
             .right_deleted
             .map(|d| batch.column(d).as_boolean().clone());
+        let ordinal = options
+            .right_ordinal
+            .map(|o| batch.column(o).as_primitive::<UInt32Type>().clone());
         let mut rows: Vec<u32> = Vec::new();
         for (row, group) in groups.into_iter().enumerate() {
             let Some(g) = group else { continue };
@@ -607,8 +614,14 @@ async fn probe(
                     .and_then(|c| c.is_valid(row).then(|| c.value(row)))
                     .unwrap_or(i64::MIN),
             );
-            kept.seq
-                .push(((partition as u64) << 40) | (row_base + row as u64));
+            let ord = ordinal
+                .as_ref()
+                .map_or(0, |o| if o.is_valid(row) { o.value(row) } else { 0 });
+            kept.seq.push(
+                (u64::from(ord.min(0xffff)) << 48)
+                    | ((partition as u64) << 38)
+                    | (row_base + row as u64),
+            );
             rows.push(row as u32);
         }
         row_base += n as u64;

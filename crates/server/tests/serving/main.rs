@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod admission;
+mod aggregations;
 mod cluster;
 mod consistency;
 mod decode_props;

@@ -21,7 +21,7 @@ use crate::redis_server::RedisServer;
 use crate::setup::{Fixture, start_serving};
 
 const INDEX: &str = "help_articles";
-const FEATURES: [&str; 2] = ["document_stats:popularity", "document_stats:clicks_7d"];
+const FEATURES: [&str; 2] = ["document_stats:popularity", "document_clicks:clicks_7d"];
 
 /// The index version the server answers a top-3 text search from.
 async fn served_version(
@@ -172,7 +172,7 @@ async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
     let col = |name: &str| table.column(table.schema().index_of(name).unwrap()).clone();
     let (offline_pop, offline_clicks) = (
         col("document_stats__popularity"),
-        col("document_stats__clicks_7d"),
+        col("document_clicks__clicks_7d"),
     );
     assert_eq!(offline_pop.null_count() + offline_clicks.null_count(), 0);
     assert_eq!(
@@ -183,7 +183,7 @@ async fn retrieve_and_rank_serves_the_features_training_rebuilds() {
     );
     assert_eq!(
         offline_clicks.as_primitive::<Int64Type>().values(),
-        col("served__document_stats__clicks_7d")
+        col("served__document_clicks__clicks_7d")
             .as_primitive::<Int64Type>()
             .values()
     );
