@@ -20,7 +20,7 @@ fn repo_lifecycle_shows_every_change() {
 
     let apply = stdout_of(&mut r.run(&["apply"]));
     assert!(
-        apply.contains("11 to create, 0 to update, 0 to delete"),
+        apply.contains("13 to create, 0 to update, 0 to delete"),
         "{apply}"
     );
     let mat = stdout_of(&mut r.run(&["materialize", "2000-01-01", "now"]));
@@ -28,7 +28,7 @@ fn repo_lifecycle_shows_every_change() {
     let first = std::fs::read_to_string(&registry).unwrap();
 
     let plan = stdout_of(&mut r.run(&["plan"]));
-    assert!(plan.contains("No changes: 11 objects"), "{plan}");
+    assert!(plan.contains("No changes: 13 objects"), "{plan}");
     stdout_of(&mut r.run(&["apply"]));
     assert_eq!(
         std::fs::read_to_string(&registry).unwrap(),
@@ -43,7 +43,7 @@ fn repo_lifecycle_shows_every_change() {
         "{plan}"
     );
     assert!(
-        plan.contains("0 to create, 1 to update, 0 to delete, 10 unchanged"),
+        plan.contains("0 to create, 1 to update, 0 to delete, 12 unchanged"),
         "{plan}"
     );
 
@@ -73,8 +73,8 @@ fn repo_lifecycle_shows_every_change() {
     let views = v["feature_views"].as_array().unwrap();
     assert_eq!(
         views.len(),
-        2,
-        "driver_hourly_stats and document_stats remain"
+        3,
+        "driver_hourly_stats, document_stats and document_clicks remain"
     );
     let driver = views
         .iter()
