@@ -46,6 +46,9 @@ trap 'kill -TERM $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "serving" serve.log && break; sleep 0.1; done
 cat serve.log
 "$ASOF" query --service driver_activity --entity driver_id=1001,1002 --entity customer_id=201,202
+# Windowed aggregations, computed from raw click events at read time by the training sets' rule.
+"$ASOF" query --features document_clicks:clicks_7d,document_clicks:clicks_1h,document_clicks:dwell_mean_1d \
+  --entity doc_id=payments-000,payments-006
 kill -TERM $SERVER && wait $SERVER
 trap - EXIT
 

@@ -134,6 +134,14 @@ impl StoredEvent {
         out
     }
 
+    /// The header below which an event log keeps nothing: the oldest event time a read at or
+    /// after the log's newest event (`newest`, a member's bytes) can use, `horizon` being the
+    /// view's longest window.
+    pub fn keep_from(newest: &[u8], horizon: i64) -> Vec<u8> {
+        let ts = parse_ordered_hex(newest.get(..16).unwrap_or_default()).unwrap_or(i64::MIN);
+        header(crate::window::oldest_in_window(ts, horizon), None)
+    }
+
     /// The event's ordinal and a reader over its row.
     pub fn read(bytes: &[u8]) -> Result<(RowReader<'_>, u32), DecodeError> {
         let split = bytes

@@ -104,6 +104,9 @@ pub async fn scan_view(
     })
 }
 
+/// Reads the listed files as one table. An aggregated view's `last` breaks ties by input order,
+/// which must then be the files' listed order: each file is read on its own and the reads are
+/// unioned in order (one multi-file scan may deal files to partitions in any order).
 async fn read_files(
     ctx: &SessionContext,
     view: &ResolvedView,
@@ -115,7 +118,28 @@ async fn read_files(
         .iter()
         .map(|f| f.to_string_lossy().into_owned())
         .collect();
-    let read = match listed.format {
+    if view.view.is_aggregated() && files.len() > 1 {
+        let mut out: Option<DataFrame> = None;
+        for f in files {
+            let df = read_paths(ctx, view, origin, listed.format, vec![f]).await?;
+            out = Some(match out {
+                Some(o) => o.union(df)?,
+                None => df,
+            });
+        }
+        return Ok(out.expect("more than one file"));
+    }
+    read_paths(ctx, view, origin, listed.format, files).await
+}
+
+async fn read_paths(
+    ctx: &SessionContext,
+    view: &ResolvedView,
+    origin: &str,
+    format: TableFormat,
+    files: Vec<String>,
+) -> OfflineResult<DataFrame> {
+    let read = match format {
         TableFormat::Parquet => {
             let opts = ParquetReadOptions {
                 file_extension: "",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use asof_core::value::HEADER_LEN;
+use asof_core::value::{HEADER_LEN, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{OnlineError, OnlineResult, OnlineStore};
@@ -193,7 +193,8 @@ impl OnlineStore for EmbeddedStore {
 
     async fn append_events(
         &self,
-        logs: Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)>,
+        logs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+        horizon: i64,
     ) -> OnlineResult<usize> {
         if logs.is_empty() {
             return Ok(0);
@@ -202,11 +203,16 @@ impl OnlineStore for EmbeddedStore {
             let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut added = 0;
             {
+                let mut newest = txn.prepare_cached("SELECT max(m) FROM events WHERE k = ?1")?;
                 let mut insert =
                     txn.prepare_cached("INSERT OR IGNORE INTO events (k, m) VALUES (?1, ?2)")?;
                 let mut trim = txn.prepare_cached("DELETE FROM events WHERE k = ?1 AND m < ?2")?;
-                for (k, members, keep_from) in &logs {
-                    for m in members {
+                for (k, members) in &logs {
+                    let stored: Option<Vec<u8>> = newest.query_row(params![k], |r| r.get(0))?;
+                    let top = members.iter().chain(stored.as_ref()).max();
+                    let Some(top) = top else { continue };
+                    let keep_from = StoredEvent::keep_from(top, horizon);
+                    for m in members.iter().filter(|m| **m >= keep_from) {
                         added += insert.execute(params![k, m])?;
                     }
                     trim.execute(params![k, keep_from])?;

@@ -32,12 +32,14 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// scan, not for serving paths.
     async fn heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<Vec<Vec<u8>>>;
     /// Adds events to per-key logs (aggregated views): `(key, members)`, a member being an
-    /// encoded `asof_core::value::StoredEvent`. A member already in its log is not added again.
-    /// Then drops, per key written, the members whose header sorts below `keep_from` (the header
-    /// of the oldest event time any read may still need). Returns how many members were added.
+    /// encoded `asof_core::value::StoredEvent`. Each log keeps only the events of the `horizon`
+    /// (the view's longest window, ns) before its newest event, stored or new
+    /// (`StoredEvent::keep_from`): older members are neither added nor kept, and a member already
+    /// in its log is not added again. Returns how many members were added.
     async fn append_events(
         &self,
-        logs: Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)>,
+        logs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+        horizon: i64,
     ) -> OnlineResult<usize>;
     /// Per `(key, from, to)`, the members of the key's log with `from <= member < to`, in byte
     /// order; all keys in one round trip.

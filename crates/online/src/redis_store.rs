@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asof_core::Ttl;
+use asof_core::value::StoredEvent;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -527,23 +528,61 @@ impl OnlineStore for RedisStore {
         Ok(deleted)
     }
 
-    /// Per key, one pipeline: `ZADD` (every member scores 0, so the log orders by member bytes),
-    /// `ZREMRANGEBYLEX` below `keep_from`, and the store's key TTL. On one node all keys share
-    /// one pipeline; a cluster gets one pipeline per key (a pipeline cannot cross slots).
+    /// Two round trips: the newest member of every key's log, then per key `ZADD` of the members
+    /// within the horizon of the newest (stored or new; every member scores 0, so the log orders
+    /// by bytes), `ZREMRANGEBYLEX` below it, and the store's key TTL. On one node each step is one
+    /// pipeline; a cluster gets a pipeline per key (a pipeline cannot cross slots). A writer racing
+    /// this one can only make a trim keep more than it must, never drop what a read needs.
     async fn append_events(
         &self,
-        logs: Vec<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)>,
+        logs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+        horizon: i64,
     ) -> OnlineResult<usize> {
-        let commands =
-            |pipe: &mut Pipeline, (key, members, keep_from): &(Vec<u8>, Vec<Vec<u8>>, Vec<u8>)| {
-                let mut zadd = redis::cmd("ZADD");
-                zadd.arg(key);
-                for m in members {
-                    zadd.arg(0).arg(m);
+        if logs.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let newest_cmd = |key: &Vec<u8>| {
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(key).arg(-1).arg(-1);
+            cmd
+        };
+        let stored: Vec<Vec<Vec<u8>>> = match &mut conn {
+            Conn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for (k, _) in &logs {
+                    pipe.add_command(newest_cmd(k));
                 }
-                pipe.add_command(zadd);
+                conn.query(&pipe).await.map_err(|e| self.error(e))?
+            }
+            Conn::Cluster(c) => {
+                let calls = logs.iter().map(|(k, _)| {
+                    let mut c = c.clone();
+                    let cmd = newest_cmd(k);
+                    async move { cmd.query_async::<Vec<Vec<u8>>>(&mut c).await }
+                });
+                futures::future::try_join_all(calls)
+                    .await
+                    .map_err(|e| self.error(e))?
+            }
+        };
+        let commands =
+            |pipe: &mut Pipeline, key: &Vec<u8>, members: &[Vec<u8>], stored: &[Vec<u8>]| {
+                let Some(top) = members.iter().chain(stored).max() else {
+                    return;
+                };
+                let keep_from = StoredEvent::keep_from(top, horizon);
+                let kept: Vec<&Vec<u8>> = members.iter().filter(|m| **m >= keep_from).collect();
+                if !kept.is_empty() {
+                    let mut zadd = redis::cmd("ZADD");
+                    zadd.arg(key);
+                    for m in kept {
+                        zadd.arg(0).arg(m);
+                    }
+                    pipe.add_command(zadd);
+                }
                 let mut cut = b"(".to_vec();
-                cut.extend_from_slice(keep_from);
+                cut.extend_from_slice(&keep_from);
                 pipe.cmd("ZREMRANGEBYLEX")
                     .arg(key)
                     .arg("-")
@@ -553,20 +592,19 @@ impl OnlineStore for RedisStore {
                     pipe.cmd("PEXPIRE").arg(key).arg(self.key_ttl_ms).ignore();
                 }
             };
-        let mut conn = self.conn.clone();
         let added: Vec<usize> = match &mut conn {
             Conn::Single(_) => {
                 let mut pipe = redis::pipe();
-                for log in &logs {
-                    commands(&mut pipe, log);
+                for ((key, members), stored) in logs.iter().zip(&stored) {
+                    commands(&mut pipe, key, members, stored);
                 }
                 conn.query(&pipe).await.map_err(|e| self.error(e))?
             }
             Conn::Cluster(c) => {
-                let calls = logs.iter().map(|log| {
+                let calls = logs.iter().zip(&stored).map(|((key, members), stored)| {
                     let mut c = c.clone();
                     let mut pipe = redis::pipe();
-                    commands(&mut pipe, log);
+                    commands(&mut pipe, key, members, stored);
                     async move { pipe.query_async::<Vec<usize>>(&mut c).await }
                 });
                 futures::future::try_join_all(calls)

@@ -9,7 +9,7 @@ use asof_core::ResolvedView;
 use std::collections::HashMap;
 
 use asof_core::keys::{KeyValue, encode_entity_key, events_key, store_key};
-use asof_core::value::{StoredEvent, StoredRow, Value, encode_delete, header};
+use asof_core::value::{StoredEvent, StoredRow, Value, encode_delete};
 use asof_online::OnlineStore;
 use datafusion::arrow::array::ArrayRef;
 
@@ -240,12 +240,9 @@ pub async fn write_events(
     if targets.online {
         let logs = logs
             .into_iter()
-            .map(|(key, (members, newest))| {
-                let keep_from = header(asof_core::window::oldest_in_window(newest, longest), None);
-                (key, members, keep_from)
-            })
+            .map(|(key, (members, _))| (key, members))
             .collect();
-        written.online = store.append_events(logs).await?;
+        written.online = store.append_events(logs, longest).await?;
         written.skipped = n - written.online;
     }
     Ok(written)

@@ -92,7 +92,7 @@ async fn online_equals_offline(fx: Fixture) {
     let r = serving.push_features(push(&events[..2])).await.unwrap();
     assert_eq!(r.written, 0, "a replayed push adds nothing online");
     // A batch-source document too: its history comes online through materialization.
-    let history = "billing-000";
+    let history = "payments-000";
     fx.materialize(store.as_ref(), fx.data_end - 3 * 24 * HOUR, fx.data_end)
         .await;
 

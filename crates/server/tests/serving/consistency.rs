@@ -35,8 +35,13 @@ pub(crate) async fn check_consistency(fx: &Fixture) {
     let reports = fx
         .materialize(store.as_ref(), fx.data_end - 60 * DAY, end)
         .await;
+    // A plain view writes a row per key; an aggregated one the events within its longest
+    // window of each key's newest.
     assert!(
-        reports.iter().all(|r| r.written == r.keys && r.keys > 0),
+        reports
+            .iter()
+            .all(|r| r.keys > 0
+                && (r.written == r.keys || r.view == "document_clicks" && r.written > 0)),
         "{reports:?}"
     );
     // Materializing the same window again writes nothing new.

@@ -120,7 +120,7 @@ async fn bad_requests_are_invalid_argument_and_serving_goes_on() {
         .into_inner();
     assert_eq!(
         views.feature_views.len(),
-        3,
+        4,
         "drivers, customers and documents"
     );
 }
