@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use asof_core::Registry;
-use asof_core::keys::view_keys_prefix;
+use asof_core::keys::{view_events_prefix, view_keys_prefix};
 use asof_core::value::{HEADER_LEN, RowReader};
 use asof_online::OnlineStore;
 use asof_retrieval::IndexStore;
@@ -68,9 +68,18 @@ pub async fn views(
         let spec = &record.spec;
         let (mut rows, mut deleted, mut newest) = (0, 0, None::<i64>);
         if spec.online {
-            let heads = store
-                .heads(view_keys_prefix(&registry.project, name), HEADER_LEN + 2)
-                .await?;
+            // An aggregated view's rows are its entities' event logs, each headed by its newest
+            // event.
+            let heads = if spec.is_aggregated() {
+                store
+                    .event_heads(view_events_prefix(&registry.project, name), HEADER_LEN + 2)
+                    .await?
+                    .0
+            } else {
+                store
+                    .heads(view_keys_prefix(&registry.project, name), HEADER_LEN + 2)
+                    .await?
+            };
             for head in heads {
                 let Ok(row) = RowReader::new(&head) else {
                     continue;
