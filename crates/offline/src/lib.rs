@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod entity_table;
 pub mod error;
+mod keyed_inputs;
 pub mod listing;
 pub mod memory;
 pub mod output;

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use asof_core::pit;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{interleave_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Result;
 
 use super::PitJoinOptions;
 use super::entity_index::EntityIndex;
+use crate::keyed_inputs::nanos;
 
 /// A feature row held by a slot: its ordering fields and where its payload lives.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +81,11 @@ impl Candidates {
         }
         let k = options.key_count;
         let groups = index.groups_of(&batch.columns()[..k])?;
-        let ts = int64(batch, options.right_ts)?;
-        let created = options.right_created.map(|c| int64(batch, c)).transpose()?;
+        let ts = nanos("PitJoinExec", batch, options.right_ts)?;
+        let created = options
+            .right_created
+            .map(|c| nanos("PitJoinExec", batch, c))
+            .transpose()?;
         let id = self.batches.len() as u32;
         let mut touched: Vec<u32> = Vec::new();
         for (row, group) in groups.into_iter().enumerate() {
@@ -181,14 +185,4 @@ impl Candidates {
                 .map(RecordBatch::get_array_memory_size)
                 .sum::<usize>()
     }
-}
-
-fn int64(batch: &RecordBatch, col: usize) -> Result<datafusion::arrow::array::Int64Array> {
-    let c: &ArrayRef = batch.column(col);
-    c.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| {
-        DataFusionError::Internal(format!(
-            "PitJoinExec expects Int64 nanosecond timestamps, got {}",
-            c.data_type()
-        ))
-    })
 }

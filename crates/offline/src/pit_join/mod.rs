@@ -42,16 +42,13 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
-    ExecutionPlanProperties, Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    ExecutionPlanProperties, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
     SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -61,6 +58,8 @@ pub(crate) mod entity_index;
 
 use candidates::{Candidates, Held};
 use entity_index::EntityIndex;
+
+use crate::keyed_inputs::{keyed_left, single_output};
 
 /// Memory the probe tasks' slot arrays may take together before tasks start sharing partitions
 /// (one task always runs).
@@ -104,32 +103,10 @@ impl PitJoinExec {
         right: Arc<dyn ExecutionPlan>,
         options: PitJoinOptions,
     ) -> Result<Self> {
-        let (ls, rs) = (left.schema(), right.schema());
         let k = options.key_count;
-        if k == 0 || ls.fields().len() < k || rs.fields().len() < k {
-            return internal_err!("PitJoinExec needs at least one key column on both sides");
-        }
-        for i in 0..k {
-            if ls.field(i).data_type() != rs.field(i).data_type() {
-                return internal_err!(
-                    "PitJoinExec key {i} has type {} on the left and {} on the right",
-                    ls.field(i).data_type(),
-                    rs.field(i).data_type()
-                );
-            }
-        }
-        let left: Arc<dyn ExecutionPlan> = if left.output_partitioning().partition_count() == 1 {
-            left
-        } else {
-            Arc::new(CoalescePartitionsExec::new(left))
-        };
-        let schema = output_schema(&ls, &rs, k);
-        let cache = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let left = keyed_left("PitJoinExec", left, &right, k)?;
+        let schema = output_schema(&left.schema(), &right.schema(), k);
+        let cache = single_output(&schema);
         Ok(PitJoinExec {
             left,
             right,

@@ -31,26 +31,24 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{concat, concat_batches, take};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
-    ExecutionPlanProperties, Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    ExecutionPlanProperties, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
     SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
 
+use crate::keyed_inputs::{keyed_left, nanos, single_output};
 use crate::pit_join::entity_index::EntityIndex;
 
 mod values;
@@ -129,40 +127,22 @@ impl WindowAggExec {
         right: Arc<dyn ExecutionPlan>,
         options: WindowAggOptions,
     ) -> Result<Self> {
-        let (ls, rs) = (left.schema(), right.schema());
-        let k = options.key_count;
-        if k == 0 || ls.fields().len() < k || rs.fields().len() < k {
-            return internal_err!("WindowAggExec needs at least one key column on both sides");
-        }
-        for i in 0..k {
-            if ls.field(i).data_type() != rs.field(i).data_type() {
-                return internal_err!(
-                    "WindowAggExec key {i} has type {} on the left and {} on the right",
-                    ls.field(i).data_type(),
-                    rs.field(i).data_type()
-                );
-            }
-        }
+        let left = keyed_left("WindowAggExec", left, &right, options.key_count)?;
         if options.aggregates.iter().any(|a| a.window <= 0) {
             return internal_err!("WindowAggExec windows must be positive");
         }
-        let left: Arc<dyn ExecutionPlan> = if left.output_partitioning().partition_count() == 1 {
-            left
-        } else {
-            Arc::new(CoalescePartitionsExec::new(left))
-        };
-        let mut fields: Vec<Field> = ls.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = left
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new(NEWEST_EVENT, DataType::Int64, true));
         for a in &options.aggregates {
             fields.push(Field::new(&a.name, a.output.clone(), true));
         }
         let schema = Arc::new(Schema::new(fields));
-        let cache = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let cache = single_output(&schema);
         Ok(WindowAggExec {
             left,
             right,
@@ -440,7 +420,7 @@ impl AggRun {
         let ts: Vec<i64> = order.iter().map(|&e| ts_all[e as usize]).collect();
         drop((ts_all, created_all, seq_all));
         let order_array = UInt32Array::from(order);
-        let mut columns: Vec<Option<Column>> = Vec::with_capacity(inputs.len());
+        let mut columns: Vec<Column> = Vec::with_capacity(inputs.len());
         for (j, _) in inputs.iter().enumerate() {
             let pieces: Vec<&dyn Array> = parts
                 .iter()
@@ -456,14 +436,13 @@ impl AggRun {
             let ordered = self.options.aggregates.iter().any(|a| {
                 a.column == Some(inputs[j]) && matches!(a.function, Function::Min | Function::Max)
             });
-            columns.push(Some(Column::new(sorted, ordered)?));
+            columns.push(Column::new(sorted, ordered)?);
         }
         drop(parts);
         reservation.try_grow(
             ts.len() * 8
                 + columns
                     .iter()
-                    .flatten()
                     .map(|c| c.array().get_array_memory_size())
                     .sum::<usize>(),
         )?;
@@ -484,7 +463,7 @@ impl AggRun {
             let column = a
                 .column
                 .and_then(|c| inputs.iter().position(|&i| i == c))
-                .and_then(|j| columns[j].as_ref());
+                .map(|j| &columns[j]);
             let mut answers = Answers::new(a.function, a.column_type.as_ref(), rows);
             for (g, slots) in slot_groups.iter().enumerate() {
                 let events = estarts[g] as usize..estarts[g + 1] as usize;
@@ -577,10 +556,10 @@ async fn probe(
         let n = batch.num_rows();
         kept.rows_in += n;
         let groups = index.groups_of(&batch.columns()[..options.key_count])?;
-        let ts = int64(&batch, options.right_ts)?;
+        let ts = nanos("WindowAggExec", &batch, options.right_ts)?;
         let created = options
             .right_created
-            .map(|c| int64(&batch, c))
+            .map(|c| nanos("WindowAggExec", &batch, c))
             .transpose()?;
         let deleted = options
             .right_deleted
@@ -636,14 +615,4 @@ async fn probe(
         reservation.try_resize(kept.memory_size())?;
     }
     Ok(kept)
-}
-
-fn int64(batch: &RecordBatch, col: usize) -> Result<Int64Array> {
-    let c: &ArrayRef = batch.column(col);
-    c.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| {
-        DataFusionError::Internal(format!(
-            "WindowAggExec expects Int64 nanosecond timestamps, got {}",
-            c.data_type()
-        ))
-    })
 }
