@@ -134,12 +134,24 @@ impl StoredEvent {
         out
     }
 
-    /// The header below which an event log keeps nothing: the oldest event time a read at or
-    /// after the log's newest event (`newest`, a member's bytes) can use, `horizon` being the
-    /// view's longest window.
-    pub fn keep_from(newest: &[u8], horizon: i64) -> Vec<u8> {
+    /// What an event log whose newest stored member is `stored` keeps of a write of `members`:
+    /// the members to add and the header below which it keeps nothing, that is the oldest event
+    /// time a read at or after the log's newest event (stored or new) can use, `horizon` being
+    /// the view's longest window. `None` when there is nothing to write or keep.
+    pub fn admit<'m>(
+        members: &'m [Vec<u8>],
+        stored: Option<&[u8]>,
+        horizon: i64,
+    ) -> Option<(Vec<&'m [u8]>, Vec<u8>)> {
+        let newest = members.iter().map(Vec::as_slice).chain(stored).max()?;
         let ts = parse_ordered_hex(newest.get(..16).unwrap_or_default()).unwrap_or(i64::MIN);
-        header(crate::window::oldest_in_window(ts, horizon), None)
+        let keep_from = header(crate::window::oldest_in_window(ts, horizon), None);
+        let kept = members
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|m| *m >= keep_from.as_slice())
+            .collect();
+        Some((kept, keep_from))
     }
 
     /// The event's ordinal and a reader over its row.

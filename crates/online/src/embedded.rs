@@ -209,10 +209,12 @@ impl OnlineStore for EmbeddedStore {
                 let mut trim = txn.prepare_cached("DELETE FROM events WHERE k = ?1 AND m < ?2")?;
                 for (k, members) in &logs {
                     let stored: Option<Vec<u8>> = newest.query_row(params![k], |r| r.get(0))?;
-                    let top = members.iter().chain(stored.as_ref()).max();
-                    let Some(top) = top else { continue };
-                    let keep_from = StoredEvent::keep_from(top, horizon);
-                    for m in members.iter().filter(|m| **m >= keep_from) {
+                    let Some((kept, keep_from)) =
+                        StoredEvent::admit(members, stored.as_deref(), horizon)
+                    else {
+                        continue;
+                    };
+                    for m in kept {
                         added += insert.execute(params![k, m])?;
                     }
                     trim.execute(params![k, keep_from])?;

@@ -34,7 +34,7 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// Adds events to per-key logs (aggregated views): `(key, members)`, a member being an
     /// encoded `asof_core::value::StoredEvent`. Each log keeps only the events of the `horizon`
     /// (the view's longest window, ns) before its newest event, stored or new
-    /// (`StoredEvent::keep_from`): older members are neither added nor kept, and a member already
+    /// (`StoredEvent::admit`): older members are neither added nor kept, and a member already
     /// in its log is not added again. Returns how many members were added.
     async fn append_events(
         &self,

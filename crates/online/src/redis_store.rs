@@ -568,11 +568,11 @@ impl OnlineStore for RedisStore {
         };
         let commands =
             |pipe: &mut Pipeline, key: &Vec<u8>, members: &[Vec<u8>], stored: &[Vec<u8>]| {
-                let Some(top) = members.iter().chain(stored).max() else {
+                let Some((kept, keep_from)) =
+                    StoredEvent::admit(members, stored.first().map(Vec::as_slice), horizon)
+                else {
                     return;
                 };
-                let keep_from = StoredEvent::keep_from(top, horizon);
-                let kept: Vec<&Vec<u8>> = members.iter().filter(|m| **m >= keep_from).collect();
                 if !kept.is_empty() {
                     let mut zadd = redis::cmd("ZADD");
                     zadd.arg(key);
