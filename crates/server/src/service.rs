@@ -15,6 +15,7 @@ use asof_online::OnlineStore;
 use asof_retrieval::LiveIndexes;
 use tonic::{Request, Response, Status};
 
+use crate::aggregate::Aggregator;
 use crate::convert::{from_proto, nanos, timestamp, to_proto};
 use crate::error::{ServerError, ServerResult};
 use crate::ingest::{Targets, ViewRows, write_rows};
@@ -283,10 +284,15 @@ impl Serving {
         let mut ranges: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
         let mut range_view: Vec<usize> = Vec::new();
         let mut slots: Vec<Vec<Option<usize>>> = Vec::with_capacity(request.views.len());
+        // Per view: its aggregator when it is aggregated, prepared once for all entities.
+        let aggregators: Vec<Option<Aggregator<'_>>> = request
+            .views
+            .iter()
+            .map(|v| v.view.is_aggregated().then(|| Aggregator::new(v, as_of)))
+            .collect();
         for (vidx, v) in request.views.iter().enumerate() {
             let names: Vec<&str> = v.join_keys.iter().map(String::as_str).collect();
-            let aggregated = v.view.is_aggregated();
-            let (from, to) = crate::aggregate::read_range(v, as_of);
+            let aggregator = aggregators[vidx].as_ref();
             let mut view_slots = Vec::with_capacity(n);
             #[allow(clippy::needless_range_loop)] // `row` indexes every key column
             for row in 0..n {
@@ -294,11 +300,11 @@ impl Serving {
                     v.join_keys.iter().map(|k| keys[k][row].as_ref()).collect();
                 view_slots.push(row_keys.map(|ks| {
                     let entity = encode_entity_key(&names, &ks);
-                    if aggregated {
+                    if let Some(a) = aggregator {
                         ranges.push((
                             events_key(project, &v.view.name, &entity),
-                            from.clone(),
-                            to.clone(),
+                            a.from.clone(),
+                            a.to.clone(),
                         ));
                         range_view.push(vidx);
                         ranges.len() - 1
@@ -322,7 +328,10 @@ impl Serving {
             .iter()
             .zip(range_view)
             .map(|(members, vidx)| {
-                crate::aggregate::aggregate(&request.views[vidx], members, as_of)
+                aggregators[vidx]
+                    .as_ref()
+                    .expect("ranges are read for aggregated views")
+                    .aggregate(members)
             })
             .collect::<ServerResult<_>>()?;
         // Each found row keeps only its view's requested features, in the view's request order.
@@ -357,13 +366,13 @@ impl Serving {
                 statuses: Vec::with_capacity(n),
                 event_timestamps: Vec::with_capacity(n),
             };
-            if view.view.is_aggregated() {
+            if let Some(aggregator) = &aggregators[*vidx] {
                 for slot in &slots[*vidx] {
                     // An entity with no events in a window answers like the training set: a
                     // count of 0, nulls elsewhere.
                     let (value, newest) = match slot.map(|s| &aggregated[s]) {
                         Some(a) => (a.values[fidx].clone(), a.newest),
-                        None => (crate::aggregate::empty_value(view, fidx), None),
+                        None => (aggregator.empty_value(fidx), None),
                     };
                     // A count is always a value (0 over no events); the rest are null when no
                     // event is in the window (NOT_FOUND) or none has a value (NULL_VALUE).
