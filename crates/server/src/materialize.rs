@@ -29,9 +29,6 @@ pub struct ViewReport {
     /// Rows written; the rest were not newer than what the store held.
     pub written: usize,
     pub feature_values: usize,
-    /// The newest event time written.
-    #[serde(skip)]
-    pub newest: Option<i64>,
 }
 
 /// Rows encoded per store write.
@@ -106,20 +103,10 @@ fn encode(
         .map(|i| batch.column(i).as_boolean().clone());
     let names: Vec<&str> = view.join_keys.iter().map(String::as_str).collect();
     let mut out = Vec::with_capacity(batch.num_rows());
-    'rows: for row in 0..batch.num_rows() {
-        let mut keys = Vec::with_capacity(k);
-        for (c, name) in names.iter().enumerate() {
-            match key_at(batch.column(c), row) {
-                Ok(Some(key)) => keys.push(key),
-                Ok(None) => continue 'rows,
-                Err(reason) => {
-                    return Err(ServerError::InvalidArgument(format!(
-                        "view `{}`: join key `{name}` of a source row: {reason}; nothing after this batch was written",
-                        view.view.name
-                    )));
-                }
-            }
-        }
+    for row in 0..batch.num_rows() {
+        let Some(keys) = row_keys(view, batch, row)? else {
+            continue;
+        };
         let key_refs: Vec<_> = keys.iter().collect();
         let entity = encode_entity_key(&names, &key_refs);
         let event_ts = ts.value(row);
@@ -185,24 +172,18 @@ pub async fn materialize(
         let request = FeatureRequest::resolve(&catalog, std::slice::from_ref(name), false)?;
         let view = &request.views[0];
         if view.view.is_aggregated() {
-            reports.push(
-                materialize_events(
-                    &offline,
-                    store,
-                    &registry.project,
-                    view,
-                    start,
-                    end,
-                    progress,
-                )
-                .await?,
-            );
-            record_watermark(
-                registry_path,
-                name,
+            let (report, newest) = materialize_events(
+                &offline,
+                store,
+                &registry.project,
+                view,
+                start,
                 end,
-                reports.last().and_then(|r| r.newest),
-            )?;
+                progress,
+            )
+            .await?;
+            record_watermark(registry_path, name, end, newest)?;
+            reports.push(report);
             continue;
         }
         let latest = offline.latest_rows(view, start, end).await?;
@@ -213,7 +194,6 @@ pub async fn materialize(
             keys: 0,
             written: 0,
             feature_values: 0,
-            newest: None,
         };
         let mut newest: Option<i64> = None;
         let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -241,7 +221,6 @@ pub async fn materialize(
         report.written += store.write(pending).await?;
         progress(name, report.keys);
         report.feature_values = report.keys * view.features.len();
-        report.newest = newest;
         // Only now, with the rows in the store, does the watermark move.
         record_watermark(registry_path, name, end, newest)?;
         reports.push(report);
@@ -281,7 +260,8 @@ fn record_watermark(
 
 /// An aggregated view's materialization: its events in `[start - longest window, end]` go to the
 /// entities' online logs, so a read as of any time in `[start, end]` finds its whole window.
-/// Events already there are the same members again, so a re-run adds nothing.
+/// Events already there are the same members again, so a re-run adds nothing. Returns the
+/// report and the newest event time written.
 async fn materialize_events(
     offline: &OfflineStore,
     store: &dyn OnlineStore,
@@ -290,7 +270,7 @@ async fn materialize_events(
     start: i64,
     end: i64,
     progress: &(dyn Fn(&str, usize) + Sync),
-) -> ServerResult<ViewReport> {
+) -> ServerResult<(ViewReport, Option<i64>)> {
     let longest = view.view.longest_window().unwrap_or(i64::MAX);
     let from = asof_core::window::oldest_in_window(start, longest);
     let events = offline.events(view, from, end).await?;
@@ -301,8 +281,8 @@ async fn materialize_events(
         keys: 0,
         written: 0,
         feature_values: 0,
-        newest: None,
     };
+    let mut newest = None;
     let targets = crate::ingest::Targets {
         push_log: None,
         online: true,
@@ -316,11 +296,34 @@ async fn materialize_events(
             crate::ingest::write_events(store, project, view, rows, &targets, &mut ordinals)
                 .await?;
         report.written += written.online;
-        report.newest = report.newest.max(written.newest_event);
+        newest = newest.max(written.newest_event);
         progress(&view.view.name, report.keys);
     }
     report.feature_values = report.keys * view.view.event_columns().len();
-    Ok(report)
+    Ok((report, newest))
+}
+
+/// The join keys of a scanned row, `None` when one is null (it never matches). A key the
+/// encoding cannot hold fails the run, naming the view and key: no row is dropped silently.
+fn row_keys(
+    view: &asof_core::ResolvedView,
+    batch: &RecordBatch,
+    row: usize,
+) -> ServerResult<Option<Vec<asof_core::keys::KeyValue>>> {
+    let mut keys = Vec::with_capacity(view.join_keys.len());
+    for (c, name) in view.join_keys.iter().enumerate() {
+        match key_at(batch.column(c), row) {
+            Ok(Some(key)) => keys.push(key),
+            Ok(None) => return Ok(None),
+            Err(reason) => {
+                return Err(ServerError::InvalidArgument(format!(
+                    "view `{}`: join key `{name}` of a source row: {reason}; nothing after this batch was written",
+                    view.view.name
+                )));
+            }
+        }
+    }
+    Ok(Some(keys))
 }
 
 /// A batch of scanned events as rows for the write path.
@@ -335,20 +338,10 @@ fn event_rows(
     let first = k + 1 + usize::from(has_created);
     let columns = view.view.event_columns();
     let mut rows = crate::ingest::ViewRows::for_view(view, batch.num_rows());
-    'rows: for row in 0..batch.num_rows() {
-        let mut keys = Vec::with_capacity(k);
-        for (c, name) in view.join_keys.iter().enumerate() {
-            match key_at(batch.column(c), row) {
-                Ok(Some(key)) => keys.push(key),
-                Ok(None) => continue 'rows,
-                Err(reason) => {
-                    return Err(ServerError::InvalidArgument(format!(
-                        "view `{}`: join key `{name}` of a source row: {reason}",
-                        view.view.name
-                    )));
-                }
-            }
-        }
+    for row in 0..batch.num_rows() {
+        let Some(keys) = row_keys(view, batch, row)? else {
+            continue;
+        };
         let values = (0..columns.len())
             .map(|j| value_at(batch.column(first + j), row))
             .collect();
