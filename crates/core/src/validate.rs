@@ -577,9 +577,20 @@ fn check_aggregations(
         .map(|c| (c.name.as_str(), c))
         .collect();
     let source_name = source.map(|s| s.def.name.as_str()).unwrap_or("?");
-    let mut seen: HashMap<&str, ()> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
     let mut features = Vec::new();
-    let types = filled_types(view, cols);
+    // Each aggregation's column type, probed or declared: aggregations of one column must agree.
+    let types: Vec<Option<DType>> = view
+        .aggregations
+        .iter()
+        .map(|a| {
+            let probed = a
+                .column
+                .as_ref()
+                .and_then(|c| by_name.get(c.as_str())?.dtype.clone());
+            probed.or_else(|| a.dtype.clone())
+        })
+        .collect();
     for (a, out) in view.aggregations.iter().zip(&mut filled.aggregations) {
         let name = a.name.as_str();
         if !is_identifier(name) {
@@ -591,7 +602,7 @@ fn check_aggregations(
                 Some("use letters, digits and `_`, starting with a letter or `_`".into()),
             );
         }
-        if seen.insert(name, ()).is_some() {
+        if !seen.insert(name) {
             ck.at(
                 v,
                 Some("aggregations"),
@@ -673,7 +684,6 @@ fn check_aggregations(
                 },
             }
         }
-        // Every aggregation of one column must agree on its type.
         if let Some(d) = &out.dtype
             && let Some((other, _)) = view.aggregations.iter().zip(&types).find(|(b, t)| {
                 b.column.as_ref() == Some(column) && t.as_ref().is_some_and(|t| t != d)
@@ -695,20 +705,6 @@ fn check_aggregations(
     }
     filled.features = features;
     filled
-}
-
-/// The column type of each aggregation as declared or probed, for the agreement check.
-fn filled_types(view: &FeatureView, cols: Option<&[ColumnInfo]>) -> Vec<Option<DType>> {
-    view.aggregations
-        .iter()
-        .map(|a| {
-            let probed = a
-                .column
-                .as_ref()
-                .and_then(|c| cols?.iter().find(|x| &x.name == c)?.dtype.clone());
-            probed.or_else(|| a.dtype.clone())
-        })
-        .collect()
 }
 
 /// A source declares the fields of its kind and no others: files need `file_fields`; PostgreSQL
