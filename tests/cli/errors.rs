@@ -236,3 +236,60 @@ fn definitions_that_cannot_mean_anything_are_errors_with_their_line() {
         "{err}"
     );
 }
+
+#[test]
+fn aggregation_errors_name_the_line_and_suggest() {
+    let r = TestRepo::init();
+    let f = "documents.yaml";
+    r.edit(
+        f,
+        "    source: click_events\n",
+        "    source: click_events\n    ttl: 2d\n",
+    );
+    r.edit(
+        f,
+        "{name: clicks_1h, function: count, window: 1h}",
+        "{name: clicks_7d, function: count, window: 0}",
+    );
+    r.edit(
+        f,
+        "{name: dwell_max_1d, column: dwell_s, function: max,",
+        "{name: dwell_max_1d, column: dwell_z, function: max,",
+    );
+    r.edit(
+        f,
+        "    tags: {team: search}\n\ndocument_indexes:",
+        "      - {name: ts_sum, column: ts, function: sum, window: 1d}\n    tags: {team: search}\n\ndocument_indexes:",
+    );
+    let err = apply_fails(&r);
+    let at = |needle: &str| format!("{f}:{}:", r.line_of(f, needle));
+    for (needle, message) in [
+        (
+            "ttl: 2d\n",
+            "feature view `document_clicks` has a `ttl` and `aggregations`",
+        ),
+        ("window: 0}", "has two aggregations named `clicks_7d`"),
+        ("window: 0}", "the window must be a positive duration"),
+        (
+            "dwell_z",
+            "column `dwell_z` is not in source `click_events`; did you mean `dwell_s`?",
+        ),
+        (
+            "ts_sum",
+            "sum needs a numeric column (int32, int64, float32, float64), not timestamp",
+        ),
+    ] {
+        let line = if needle == "ttl: 2d\n" {
+            // The document_stats view has a `ttl: 2d` of its own; the aggregated view's is the
+            // line after its source.
+            format!("{f}:{}:", r.line_of(f, "source: click_events") + 1)
+        } else {
+            at(needle)
+        };
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&line) && l.contains(message)),
+            "expected `{message}` at {line} in:\n{err}"
+        );
+    }
+}

@@ -92,6 +92,49 @@ pub fn items(text: &str, section: &str) -> Vec<(String, Span)> {
     out
 }
 
+/// The lines of each list item under `key:` inside the block of lines `from..=to` (1-based,
+/// inclusive): `(first line, last line)` per item, in order. Lets a check point at the `n`-th
+/// entry of a nested list (two entries may share a name, so a name cannot find them).
+pub fn nested_items(text: &str, from: usize, to: usize, key: &str) -> Vec<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let to = to.min(lines.len());
+    let header = format!("{key}:");
+    let Some(k) = (from.max(1)..=to).find(|&n| {
+        let t = lines[n - 1].trim_start().trim_start_matches("- ");
+        t.trim_end() == header || t.starts_with(&format!("{header} "))
+    }) else {
+        return Vec::new();
+    };
+    let key_indent = indent(lines[k - 1]);
+    let mut starts = Vec::new();
+    let mut end = to;
+    for n in k + 1..=to {
+        let line = lines[n - 1];
+        if is_blank_or_comment(line) {
+            continue;
+        }
+        let i = indent(line);
+        if line.trim_start().starts_with('-') && i >= key_indent && starts.is_empty()
+            || starts.first().is_some_and(|&(_, first_indent)| {
+                i == first_indent && line.trim_start().starts_with('-')
+            })
+        {
+            starts.push((n, i));
+        } else if i <= key_indent || starts.first().is_some_and(|&(_, fi)| i < fi) {
+            end = n - 1;
+            break;
+        }
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(j, &(line, _))| {
+            let last = starts.get(j + 1).map_or(end, |&(next, _)| next - 1);
+            (line, last)
+        })
+        .collect()
+}
+
 /// The first scalar in `text`: unquoted up to `,`/`}`/`#`, or the inside of quotes.
 fn first_scalar(text: &str) -> String {
     let t = text.trim_start();
@@ -151,6 +194,13 @@ pub fn find_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_items_are_found_by_position_in_flow_and_block_style() {
+        let text = "feature_views:\n  - name: v\n    aggregations:\n      - {name: a, window: 1d}\n      - name: a\n        window: 0\n    tags: {x: y}\n";
+        assert_eq!(nested_items(text, 2, 7, "aggregations"), [(4, 4), (5, 6)]);
+        assert!(nested_items(text, 2, 7, "features").is_empty());
+    }
 
     const TEXT: &str = "\
 entities:

@@ -70,6 +70,23 @@ impl Checker<'_> {
             .push(Diagnostic::new(&item.file, line, col, message).with_hint(hint));
     }
 
+    /// Reports `message` at `token` within lines `lines` of `item`'s file (an entry of a nested
+    /// list), or at the entry's first line.
+    fn at_lines<T>(
+        &mut self,
+        item: &Located<T>,
+        lines: (usize, usize),
+        token: &str,
+        message: String,
+        hint: Option<String>,
+    ) {
+        let text = self.repo.text(&item.file);
+        let (line, col) = locate::find_token(text, lines.0, lines.1, None, token)
+            .unwrap_or((lines.0, item.span.column));
+        self.diags
+            .push(Diagnostic::new(&item.file, line, col, message).with_hint(hint));
+    }
+
     fn check_names<T>(&mut self, kind: &str, items: &[Located<T>], name: impl Fn(&T) -> &str) {
         let mut seen: HashMap<&str, (&PathBuf, usize)> = HashMap::new();
         for item in items {
@@ -591,21 +608,37 @@ fn check_aggregations(
             probed.or_else(|| a.dtype.clone())
         })
         .collect();
-    for (a, out) in view.aggregations.iter().zip(&mut filled.aggregations) {
+    // Each aggregation's own lines: two may share a name, so the name cannot find them.
+    let entries = locate::nested_items(
+        ck.repo.text(&v.file),
+        v.span.line,
+        v.span.end_line,
+        "aggregations",
+    );
+    for (n, (a, out)) in view
+        .aggregations
+        .iter()
+        .zip(&mut filled.aggregations)
+        .enumerate()
+    {
         let name = a.name.as_str();
+        let lines = entries
+            .get(n)
+            .copied()
+            .unwrap_or((v.span.line, v.span.end_line.max(v.span.line)));
         if !is_identifier(name) {
-            ck.at(
+            ck.at_lines(
                 v,
-                Some("aggregations"),
+                lines,
                 name,
                 format!("aggregation name `{name}` is not an identifier"),
                 Some("use letters, digits and `_`, starting with a letter or `_`".into()),
             );
         }
         if !seen.insert(name) {
-            ck.at(
+            ck.at_lines(
                 v,
-                Some("aggregations"),
+                lines,
                 name,
                 format!(
                     "feature view `{}` has two aggregations named `{name}`",
@@ -615,9 +648,9 @@ fn check_aggregations(
             );
         }
         if join_keys.iter().any(|k| k == name) {
-            ck.at(
+            ck.at_lines(
                 v,
-                Some("aggregations"),
+                lines,
                 name,
                 format!(
                     "aggregation `{name}` has the name of a join key of view `{}`",
@@ -627,9 +660,9 @@ fn check_aggregations(
             );
         }
         if a.window.is_unlimited() {
-            ck.at(
+            ck.at_lines(
                 v,
-                Some(name),
+                lines,
                 "window",
                 format!(
                     "aggregation `{name}` of view `{}`: the window must be a positive duration",
@@ -640,9 +673,9 @@ fn check_aggregations(
         }
         let Some(column) = &a.column else {
             if a.function.needs_column() {
-                ck.at(
+                ck.at_lines(
                     v,
-                    Some(name),
+                    lines,
                     "function",
                     format!(
                         "aggregation `{name}` of view `{}`: `{}` needs a `column`",
@@ -660,9 +693,9 @@ fn check_aggregations(
             continue;
         };
         if join_keys.contains(column) {
-            ck.at(
+            ck.at_lines(
                 v,
-                Some(name),
+                lines,
                 column,
                 format!(
                     "aggregation `{name}` of view `{}` aggregates join key `{column}`",
@@ -675,11 +708,11 @@ fn check_aggregations(
             match by_name.get(column.as_str()) {
                 None => {
                     let all: Vec<&str> = by_name.keys().copied().collect();
-                    ck.at(v, Some(name), column, format!("aggregation `{name}` of view `{}`: column `{column}` is not in source `{source_name}`", view.name), did_you_mean(column, all.iter().copied()));
+                    ck.at_lines(v, lines, column, format!("aggregation `{name}` of view `{}`: column `{column}` is not in source `{source_name}`", view.name), did_you_mean(column, all.iter().copied()));
                 }
                 Some(c) => match (&c.dtype, &a.dtype) {
-                    (None, _) => ck.at(v, Some(name), column, format!("aggregation `{name}` of view `{}`: column `{column}` of source `{source_name}` is {}, which asof cannot aggregate", view.name, c.type_name), None),
-                    (Some(have), Some(declared)) if have != declared => ck.at(v, Some(name), "dtype", format!("aggregation `{name}` of view `{}` declares `{declared}` but column `{column}` of source `{source_name}` is {}", view.name, c.type_name), Some(format!("declare `dtype: {have}` or leave it out"))),
+                    (None, _) => ck.at_lines(v, lines, column, format!("aggregation `{name}` of view `{}`: column `{column}` of source `{source_name}` is {}, which asof cannot aggregate", view.name, c.type_name), None),
+                    (Some(have), Some(declared)) if have != declared => ck.at_lines(v, lines, "dtype", format!("aggregation `{name}` of view `{}` declares `{declared}` but column `{column}` of source `{source_name}` is {}", view.name, c.type_name), Some(format!("declare `dtype: {have}` or leave it out"))),
                     (Some(have), _) => out.dtype = Some(have.clone()),
                 },
             }
@@ -689,13 +722,13 @@ fn check_aggregations(
                 b.column.as_ref() == Some(column) && t.as_ref().is_some_and(|t| t != d)
             })
         {
-            ck.at(v, Some(name), "dtype", format!("aggregations `{name}` and `{}` of view `{}` give column `{column}` different types", other.name, view.name), Some("declare one `dtype` for the column".into()));
+            ck.at_lines(v, lines, "dtype", format!("aggregations `{name}` and `{}` of view `{}` give column `{column}` different types", other.name, view.name), Some("declare one `dtype` for the column".into()));
         }
         match &out.dtype {
-            None => ck.at(v, Some(name), column, format!("aggregation `{name}` of view `{}`: the type of column `{column}` is unknown (source `{source_name}` cannot be read now)", view.name), Some("declare it, e.g. `dtype: float64`, or write the source's data before `apply`".into())),
+            None => ck.at_lines(v, lines, column, format!("aggregation `{name}` of view `{}`: the type of column `{column}` is unknown (source `{source_name}` cannot be read now)", view.name), Some("declare it, e.g. `dtype: float64`, or write the source's data before `apply`".into())),
             Some(d) => {
                 if let Some(problem) = crate::window::unfit(a.function, d) {
-                    ck.at(v, Some(name), "function", format!("aggregation `{name}` of view `{}`: {problem} (column `{column}` is {d})", view.name), Some("use `count`, `last`, `min` or `max` for it, or aggregate a numeric column".into()));
+                    ck.at_lines(v, lines, "function", format!("aggregation `{name}` of view `{}`: {problem} (column `{column}` is {d})", view.name), Some("use `count`, `last`, `min` or `max` for it, or aggregate a numeric column".into()));
                 }
                 if let Some(t) = out.output_type() {
                     features.push(crate::spec::Feature { name: name.into(), dtype: t, description: String::new() });
