@@ -7,15 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use asof_core::FeatureRequest;
-use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+use asof_offline::{OfflineStore, TrainingSetOptions};
 use asof_server::convert::{from_proto, timestamp};
 use asof_server::proto::v1::{PushFeaturesRequest, PushTarget, RepeatedValue, value};
 use asof_server::service::Serving;
-use datafusion::arrow::array::{RecordBatch, StringArray, TimestampNanosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::array::StringArray;
 
 use crate::robustness::{request, v};
-use crate::setup::Fixture;
+use crate::setup::{Fixture, entity_table};
 
 const SEC: i64 = 1_000_000_000;
 const HOUR: i64 = 3_600 * SEC;
@@ -116,23 +115,10 @@ async fn online_equals_offline(fx: Fixture) {
             times.push(t);
         }
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("doc_id", DataType::Utf8, false),
-        Field::new(
-            "event_timestamp",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            false,
-        ),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(StringArray::from(keys.clone())),
-            Arc::new(TimestampNanosecondArray::from(times.clone()).with_timezone("UTC")),
-        ],
-    )
-    .unwrap();
-    let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
+    let entities = entity_table(
+        vec![("doc_id", Arc::new(StringArray::from(keys.clone())))],
+        times.clone(),
+    );
     let catalog = fx.registry().catalog();
     let refs: Vec<String> = FEATURES.iter().map(|s| s.to_string()).collect();
     let req = FeatureRequest::resolve(&catalog, &refs, false).unwrap();

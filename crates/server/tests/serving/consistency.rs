@@ -7,19 +7,16 @@ use std::sync::Arc;
 
 use asof_core::FeatureRequest;
 use asof_offline::quickstart::{CUSTOMERS, DRIVERS};
-use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+use asof_offline::{OfflineStore, TrainingSetOptions};
 use asof_server::convert::{nanos, timestamp, to_proto, value_at};
 use asof_server::proto::v1::{
     FeatureList, FieldStatus, GetOnlineFeaturesRequest, RepeatedValue, Value,
     get_online_features_request::Kind, value,
 };
-use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, TimestampNanosecondArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array};
 
 use crate::redis_server::RedisServer;
-use crate::setup::{Fixture, start_server};
+use crate::setup::{Fixture, entity_table, start_server};
 
 const DAY: i64 = 86_400_000_000_000;
 
@@ -76,25 +73,13 @@ pub(crate) async fn check_consistency(fx: &Fixture) {
     // customer view's 7d has not), and ten days later (both passed).
     for t in [end, end + DAY + DAY / 2, end + 10 * DAY] {
         let n = drivers.len();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("driver_id", DataType::Int64, false),
-            Field::new("customer_id", DataType::Int64, false),
-            Field::new(
-                "event_timestamp",
-                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-                false,
-            ),
-        ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
+        let entities = entity_table(
             vec![
-                Arc::new(Int64Array::from(drivers.clone())),
-                Arc::new(Int64Array::from(customers.clone())),
-                Arc::new(TimestampNanosecondArray::from(vec![t; n]).with_timezone("UTC")),
+                ("driver_id", Arc::new(Int64Array::from(drivers.clone()))),
+                ("customer_id", Arc::new(Int64Array::from(customers.clone()))),
             ],
-        )
-        .unwrap();
-        let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
+            vec![t; n],
+        );
         let opts = TrainingSetOptions {
             with_timestamps: true,
             ..Default::default()

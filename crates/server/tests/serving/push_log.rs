@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use asof_core::FeatureRequest;
-use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+use asof_offline::{OfflineStore, TrainingSetOptions};
 use asof_server::convert::timestamp;
 use asof_server::proto::v1::{FieldStatus, PushFeaturesRequest, PushTarget, RepeatedValue, value};
 use asof_server::service::Serving;
-use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, TimestampNanosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Schema, TimeUnit};
+use datafusion::arrow::array::{AsArray, Int64Array};
+use datafusion::arrow::datatypes::Float32Type;
 
 use crate::robustness::{request, v};
-use crate::setup::Fixture;
+use crate::setup::{Fixture, entity_table};
 
 fn push(driver: i64, ts: i64, rate: f32, to: PushTarget) -> PushFeaturesRequest {
     let column = |v| RepeatedValue { values: vec![v] };
@@ -79,23 +79,13 @@ async fn pushes_reach_the_stores_their_target_names_and_training_sets_read_the_l
     );
 
     // The training set: a pushed row counts from its own timestamp on, never before.
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("driver_id", DataType::Int64, false),
-        Field::new(
-            "event_timestamp",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            false,
-        ),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
+    let entities = entity_table(
+        vec![(
+            "driver_id",
             Arc::new(Int64Array::from(vec![777, 777, 778, 779])),
-            Arc::new(TimestampNanosecondArray::from(vec![t - 1, t, t, t + 1]).with_timezone("UTC")),
-        ],
-    )
-    .unwrap();
-    let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
+        )],
+        vec![t - 1, t, t, t + 1],
+    );
     let catalog = fx.registry().catalog();
     let req = FeatureRequest::resolve(&catalog, &["driver_hourly_stats:conv_rate".into()], false)
         .unwrap();
@@ -173,24 +163,11 @@ async fn a_delete_event_hides_older_values_from_its_time_on_in_every_path() {
         .unwrap();
     assert_eq!(got.results[1].statuses[0], FieldStatus::NotFound as i32);
 
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("driver_id", DataType::Int64, false),
-        Field::new(
-            "event_timestamp",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            false,
-        ),
-    ]));
     let times = [t, t + hour - 1, t + hour, t + 3 * hour];
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(Int64Array::from(vec![901; 4])),
-            Arc::new(TimestampNanosecondArray::from(times.to_vec()).with_timezone("UTC")),
-        ],
-    )
-    .unwrap();
-    let entities = EntityTable::from_batches("entities", schema, &[batch]).unwrap();
+    let entities = entity_table(
+        vec![("driver_id", Arc::new(Int64Array::from(vec![901; 4])))],
+        times.to_vec(),
+    );
     let catalog = fx.registry().catalog();
     let req = FeatureRequest::resolve(&catalog, &["driver_hourly_stats:conv_rate".into()], false)
         .unwrap();

@@ -126,3 +126,28 @@ pub async fn start_serving(serving: Serving) -> FeatureServingClient<Channel> {
         .await
         .unwrap()
 }
+
+/// An entity table of `keys` (name and column each) and an `event_timestamp` per row (UTC ns).
+pub fn entity_table(
+    keys: Vec<(&str, datafusion::arrow::array::ArrayRef)>,
+    times: Vec<i64>,
+) -> asof_offline::EntityTable {
+    use datafusion::arrow::array::{RecordBatch, TimestampNanosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let mut fields: Vec<Field> = keys
+        .iter()
+        .map(|(name, column)| Field::new(*name, column.data_type().clone(), false))
+        .collect();
+    fields.push(Field::new(
+        "event_timestamp",
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        false,
+    ));
+    let mut columns: Vec<_> = keys.into_iter().map(|(_, c)| c).collect();
+    columns.push(Arc::new(
+        TimestampNanosecondArray::from(times).with_timezone("UTC"),
+    ));
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+    asof_offline::EntityTable::from_batches("entities", schema, &[batch]).unwrap()
+}
