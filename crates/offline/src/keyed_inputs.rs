@@ -8,11 +8,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::{
-    ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
+    ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
 
 /// Checks that both inputs lead with `key_count` key columns of equal types, and returns the left
@@ -62,4 +63,23 @@ pub(crate) fn nanos(operator: &str, batch: &RecordBatch, col: usize) -> Result<I
             c.data_type()
         ))
     })
+}
+
+/// Starts the inputs of the operator's one output `partition`: the left's single partition and
+/// every partition of the right.
+pub(crate) fn execute_inputs(
+    operator: &str,
+    partition: usize,
+    left: &Arc<dyn ExecutionPlan>,
+    right: &Arc<dyn ExecutionPlan>,
+    context: &Arc<TaskContext>,
+) -> Result<(SendableRecordBatchStream, Vec<SendableRecordBatchStream>)> {
+    if partition != 0 {
+        return internal_err!("{operator} has one output partition, asked for {partition}");
+    }
+    let left = left.execute(0, Arc::clone(context))?;
+    let rights = (0..right.output_partitioning().partition_count())
+        .map(|p| right.execute(p, Arc::clone(context)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((left, rights))
 }

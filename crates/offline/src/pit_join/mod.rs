@@ -48,8 +48,7 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
-    ExecutionPlanProperties, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
-    SendableRecordBatchStream,
+    PhysicalExpr, PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
 
@@ -59,7 +58,7 @@ pub(crate) mod entity_index;
 use candidates::{Candidates, Held};
 use entity_index::EntityIndex;
 
-use crate::keyed_inputs::{keyed_left, single_output};
+use crate::keyed_inputs::{execute_inputs, keyed_left, single_output};
 
 /// Memory the probe tasks' slot arrays may take together before tasks start sharing partitions
 /// (one task always runs).
@@ -238,13 +237,8 @@ impl ExecutionPlan for PitJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("PitJoinExec has one output partition, asked for {partition}");
-        }
-        let left = self.left.execute(0, Arc::clone(&context))?;
-        let rights = (0..self.right.output_partitioning().partition_count())
-            .map(|p| self.right.execute(p, Arc::clone(&context)))
-            .collect::<Result<Vec<_>>>()?;
+        let (left, rights) =
+            execute_inputs("PitJoinExec", partition, &self.left, &self.right, &context)?;
         let reservation = MemoryConsumer::new("PitJoinExec").register(context.memory_pool());
         let run = JoinRun {
             options: self.options.clone(),

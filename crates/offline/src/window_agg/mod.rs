@@ -43,12 +43,11 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
-    ExecutionPlanProperties, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
-    SendableRecordBatchStream,
+    PhysicalExpr, PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
 
-use crate::keyed_inputs::{keyed_left, nanos, single_output};
+use crate::keyed_inputs::{execute_inputs, keyed_left, nanos, single_output};
 use crate::pit_join::entity_index::EntityIndex;
 
 mod values;
@@ -243,13 +242,13 @@ impl ExecutionPlan for WindowAggExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("WindowAggExec has one output partition, asked for {partition}");
-        }
-        let left = self.left.execute(0, Arc::clone(&context))?;
-        let rights = (0..self.right.output_partitioning().partition_count())
-            .map(|p| self.right.execute(p, Arc::clone(&context)))
-            .collect::<Result<Vec<_>>>()?;
+        let (left, rights) = execute_inputs(
+            "WindowAggExec",
+            partition,
+            &self.left,
+            &self.right,
+            &context,
+        )?;
         let reservation = MemoryConsumer::new("WindowAggExec").register(context.memory_pool());
         let run = AggRun {
             options: self.options.clone(),
