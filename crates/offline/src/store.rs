@@ -75,10 +75,11 @@ impl Default for TrainingSetOptions {
     }
 }
 
-/// The latest row per entity key of one view, as materialization writes it.
+/// A view's rows as materialization writes them: the latest row per entity key
+/// ([`OfflineStore::latest_rows`]) or an aggregated view's events ([`OfflineStore::events`]).
 #[derive(Debug)]
-pub struct LatestRows {
-    /// `keys..., __asof_feature_ts, [__asof_feature_created], features...` (only matched rows).
+pub struct ScannedRows {
+    /// `keys..., __asof_feature_ts, [__asof_feature_created], columns...`.
     pub batches: Vec<RecordBatch>,
     pub key_count: usize,
     pub has_created: bool,
@@ -534,7 +535,7 @@ impl OfflineStore {
         view: &ResolvedView,
         start: i64,
         end: i64,
-    ) -> OfflineResult<LatestRows> {
+    ) -> OfflineResult<ScannedRows> {
         let bounds = TimeBounds {
             min: Some(start),
             max: Some(end),
@@ -547,7 +548,7 @@ impl OfflineStore {
             .collect()
             .await
             .map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;
-        Ok(LatestRows {
+        Ok(ScannedRows {
             batches,
             key_count: view.join_keys.len(),
             has_created,
@@ -562,7 +563,7 @@ impl OfflineStore {
         view: &ResolvedView,
         start: i64,
         end: i64,
-    ) -> OfflineResult<LatestRows> {
+    ) -> OfflineResult<ScannedRows> {
         let lo = pit::oldest_useful(end, view.view.ttl).map_or(start, |o| o.max(start));
         let bounds = TimeBounds {
             min: Some(lo),
@@ -611,7 +612,7 @@ impl OfflineStore {
             let b = b.project(&projected)?;
             batches.push(datafusion::arrow::compute::filter_record_batch(&b, &mask)?);
         }
-        Ok(LatestRows {
+        Ok(ScannedRows {
             batches,
             key_count: k,
             has_created,
