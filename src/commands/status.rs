@@ -81,6 +81,17 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
                 if v.stale { "  STALE" } else { "" }
             );
         }
+        for v in &views {
+            if let Some(bytes) = v.event_log_bytes {
+                println!(
+                    "{}: {} event logs, {} bytes online ({} per entity)",
+                    v.view,
+                    v.rows,
+                    bytes,
+                    bytes / v.rows.max(1) as u64
+                );
+            }
+        }
         if !indexes.is_empty() {
             println!(
                 "\n{:<20} {:<6} {:>9} {:>7}  {:<32}  {:<19}  {:>6}  {}",

@@ -656,18 +656,28 @@ impl OnlineStore for RedisStore {
         }
     }
 
+    /// Per log, one pipeline (`ZRANGE -1 -1` and `MEMORY USAGE`: one key, so one slot on a
+    /// cluster too), 64 logs in flight at once.
     async fn event_heads(&self, prefix: Vec<u8>, len: usize) -> OnlineResult<(Vec<Vec<u8>>, u64)> {
-        let mut conn = self.conn.clone();
+        use futures::{StreamExt, TryStreamExt};
+        let keys = self.keys_with_prefix(prefix).await?;
+        let calls: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZRANGE").arg(&key).arg(-1).arg(-1);
+                pipe.cmd("MEMORY").arg("USAGE").arg(&key);
+                let mut conn = self.conn.clone();
+                async move { conn.query::<(Vec<Vec<u8>>, Option<u64>)>(&pipe).await }
+            })
+            .collect();
+        let logs: Vec<(Vec<Vec<u8>>, Option<u64>)> = futures::stream::iter(calls)
+            .buffer_unordered(64)
+            .try_collect()
+            .await
+            .map_err(|e| self.error(e))?;
         let (mut heads, mut bytes) = (Vec::new(), 0u64);
-        for key in self.keys_with_prefix(prefix).await? {
-            let newest: Vec<Vec<u8>> = conn
-                .cmd(redis::cmd("ZRANGE").arg(&key).arg(-1).arg(-1))
-                .await
-                .map_err(|e| self.error(e))?;
-            let used: Option<u64> = conn
-                .cmd(redis::cmd("MEMORY").arg("USAGE").arg(&key))
-                .await
-                .map_err(|e| self.error(e))?;
+        for (newest, used) in logs {
             bytes += used.unwrap_or(0);
             if let Some(mut h) = newest.into_iter().next() {
                 h.truncate(len);

@@ -32,6 +32,9 @@ pub struct ViewStatus {
     pub max_lag_seconds: Option<u64>,
     /// Past `freshness.max_lag` (or nothing online at all, when a bound is declared).
     pub stale: bool,
+    /// An aggregated view's event logs: their size in the store, in bytes (`rows` logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_log_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,14 +70,16 @@ pub async fn views(
     for (name, record) in &registry.feature_views {
         let spec = &record.spec;
         let (mut rows, mut deleted, mut newest) = (0, 0, None::<i64>);
+        let mut event_log_bytes = None;
         if spec.online {
             // An aggregated view's rows are its entities' event logs, each headed by its newest
             // event.
             let heads = if spec.is_aggregated() {
-                store
+                let (heads, bytes) = store
                     .event_heads(view_events_prefix(&registry.project, name), HEADER_LEN + 2)
-                    .await?
-                    .0
+                    .await?;
+                event_log_bytes = Some(bytes);
+                heads
             } else {
                 store
                     .heads(view_keys_prefix(&registry.project, name), HEADER_LEN + 2)
@@ -110,6 +115,7 @@ pub async fn views(
             lag_seconds,
             max_lag_seconds: max_lag,
             stale,
+            event_log_bytes,
         });
     }
     Ok(out)

@@ -179,6 +179,22 @@ async fn online_equals_offline(fx: Fixture) {
         ],
         "at t0+1h: 4 events in 7d; (t-1h, t] holds t0+10s and t0+1h only (t0 is exactly 1h old)"
     );
+
+    // Status counts the entity logs and their size.
+    let views = asof_server::status::views(&fx.registry(), store.as_ref(), chrono::Utc::now())
+        .await
+        .unwrap();
+    let clicks = views.iter().find(|v| v.view == "document_clicks").unwrap();
+    assert!(clicks.rows >= 3, "{clicks:?}");
+    assert!(clicks.event_log_bytes.is_some_and(|b| b > 0), "{clicks:?}");
+    assert_eq!(
+        views
+            .iter()
+            .find(|v| v.view == "document_stats")
+            .unwrap()
+            .event_log_bytes,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
