@@ -73,7 +73,7 @@ pub async fn scan_view(
     let mut out: Option<DataFrame> = None;
     if let Some(files) = source {
         let df = read_files(ctx, view, &view.source.path, &files).await?;
-        out = Some(project(df, view, bounds, None, &view.source.path)?);
+        out = Some(project(df, view, bounds, None, false, &view.source.path)?);
     }
     if let (Some(files), Some(dir)) = (pushed, &pushed_dir) {
         let origin = dir.to_string_lossy().into_owned();
@@ -84,7 +84,7 @@ pub async fn scan_view(
                 .map(|i| o.schema().field(i).data_type().clone())
                 .collect()
         });
-        let mut df = project(df, view, bounds, key_types.as_deref(), &origin)?;
+        let mut df = project(df, view, bounds, key_types.as_deref(), true, &origin)?;
         if view.view.is_aggregated() {
             // A replayed push wrote the same events again; its ordinals tell equal events of one
             // push apart, so only replays collapse.
@@ -164,13 +164,14 @@ async fn read_paths(
 }
 
 /// Selects, filters and types one half of a view's rows. `key_types` casts the keys (the push
-/// log's to the source's); with it, a feature column missing from the files (a feature added
-/// after those rows were pushed) reads as null.
+/// log's to the source's). In the `pushed` half, a feature column missing from the files (a
+/// feature added after those rows were pushed) reads as null, and events carry their ordinal.
 fn project(
     df: DataFrame,
     view: &ResolvedView,
     bounds: TimeBounds,
     key_types: Option<&[DataType]>,
+    pushed: bool,
     origin: &str,
 ) -> OfflineResult<DataFrame> {
     let schema = df.schema().clone();
@@ -248,7 +249,7 @@ fn project(
             Ok(have) if have == want => ident(col),
             Ok(_) => cast(ident(col), want),
             // Pushed before this feature existed: null, typed.
-            Err(_) if key_types.is_some() => cast(lit(ScalarValue::Null), want),
+            Err(_) if pushed => cast(lit(ScalarValue::Null), want),
             Err(e) => return Err(e),
         };
         select.push(e.alias(&f.name));
@@ -257,7 +258,7 @@ fn project(
         let ordinal = asof_core::window::ORDINAL_COLUMN;
         select.push(
             match field(ordinal) {
-                Ok(_) if key_types.is_some() => cast(ident(ordinal), DataType::UInt32),
+                Ok(_) if pushed => cast(ident(ordinal), DataType::UInt32),
                 _ => lit(0u32),
             }
             .alias(FEATURE_ORDINAL),
