@@ -263,6 +263,152 @@ fn online_follows_the_table_and_training_sets_match_what_serving_answered() {
     );
 }
 
+/// Per driver: (clicks_1h, dwell_sum_1h) as the server answers as of `as_of`.
+fn online_clicks(
+    server: &Server,
+    ids: &[i64],
+    as_of: Option<&str>,
+) -> BTreeMap<i64, (i64, Option<f64>)> {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let entity = format!("driver_id={}", list.join(","));
+    let url = server.url();
+    let mut args = vec![
+        "query",
+        "--server",
+        &url,
+        "--features",
+        "driver_clicks:clicks_1h,driver_clicks:dwell_sum_1h",
+        "--entity",
+        &entity,
+        "--output",
+        "json",
+    ];
+    if let Some(t) = as_of {
+        args.extend(["--as-of", t]);
+    }
+    let out = crate::util::asof().args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r["driver_id"]["value"].as_str().unwrap().parse().unwrap();
+            let count: i64 = r["clicks_1h"]["value"].as_str().unwrap().parse().unwrap();
+            let sum = r["dwell_sum_1h"]["value"]
+                .as_str()
+                .and_then(|v| v.parse().ok());
+            (id, (count, sum))
+        })
+        .collect()
+}
+
+#[test]
+fn inserts_are_events_of_an_aggregated_view_online_and_offline_alike() {
+    let pg = Postgres::start();
+    rides(
+        &pg,
+        "CREATE TABLE clicks (id bigserial PRIMARY KEY, driver_id bigint NOT NULL, dwell double precision);\
+         INSERT INTO clicks (driver_id, dwell) VALUES (1, 1.5), (1, 2.5), (2, 4.0)",
+    );
+    let repo = TestRepo::init();
+    repo.write(
+        "clicks.yaml",
+        &format!(
+            "sources:\n  - name: clicks_src\n    type: postgres\n    connection: {}\n    password_env: ASOF_PG_PASSWORD\n    table: public.clicks\n\
+             feature_views:\n  - name: driver_clicks\n    entities: [driver]\n    source: clicks_src\n    aggregations:\n\
+             \x20     - {{name: clicks_1h, function: count, window: 1h}}\n\
+             \x20     - {{name: dwell_sum_1h, column: dwell, function: sum, window: 1h, dtype: float64}}\n",
+            pg.url("rides")
+        ),
+    );
+    repo.run(&["apply"]).assert().success();
+    let server = Server::start(&repo, &["--stream"], &[PASSWORD_ENV]);
+    let ids = [1, 2, 3];
+    // Every insert is an event, even two equal ones in one transaction; an update or delete of an
+    // event row changes nothing (what happened stays counted).
+    let steps: [(&str, [(i64, Option<f64>); 3]); 4] = [
+        (
+            "BEGIN; INSERT INTO clicks (driver_id, dwell) VALUES (1, 10.0); INSERT INTO clicks (driver_id, dwell) VALUES (1, 10.0); COMMIT",
+            [(4, Some(24.0)), (1, Some(4.0)), (0, None)],
+        ),
+        (
+            "UPDATE clicks SET dwell = 99 WHERE driver_id = 2",
+            [(4, Some(24.0)), (1, Some(4.0)), (0, None)],
+        ),
+        (
+            "DELETE FROM clicks WHERE driver_id = 2",
+            [(4, Some(24.0)), (1, Some(4.0)), (0, None)],
+        ),
+        (
+            "INSERT INTO clicks (driver_id, dwell) VALUES (3, NULL)",
+            [(4, Some(24.0)), (1, Some(4.0)), (1, None)],
+        ),
+    ];
+    let snapshot = [(2, Some(4.0)), (1, Some(4.0)), (0, None)];
+    let mut recorded = Vec::new();
+    for (sql, want) in
+        std::iter::once((None, snapshot)).chain(steps.iter().map(|(s, w)| (Some(*s), *w)))
+    {
+        if let Some(sql) = sql {
+            pg.psql("rides", sql);
+        }
+        let want: BTreeMap<i64, (i64, Option<f64>)> = ids.iter().copied().zip(want).collect();
+        // The last step is the only one that changes what serving shows; the others are waited
+        // for through the stream's checkpoint passing them.
+        let lsn = parse_lsn(pg.psql("rides", "SELECT pg_current_wal_lsn()").trim());
+        wait_until(
+            &format!("the stream to apply {sql:?}"),
+            Duration::from_secs(30),
+            || {
+                checkpoint_lsn(&repo, "asof_rideshare_clicks_src").is_some_and(|c| c >= lsn)
+                    && online_clicks(&server, &ids, None) == want
+            },
+        );
+        let at = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        assert_eq!(
+            online_clicks(&server, &ids, Some(&at)),
+            want,
+            "after {sql:?}"
+        );
+        recorded.push((at, want));
+    }
+
+    // The training set at each recorded instant equals what serving answered then.
+    let mut csv = String::from("driver_id,event_timestamp\n");
+    for (at, _) in &recorded {
+        for id in ids {
+            csv.push_str(&format!("{id},{}\n", at.trim_end_matches('Z')));
+        }
+    }
+    repo.write("entities.csv", &csv);
+    repo.run(&[
+        "training-set",
+        "--entities",
+        "entities.csv",
+        "--features",
+        "driver_clicks:clicks_1h,driver_clicks:dwell_sum_1h",
+        "--output",
+        "out.csv",
+    ])
+    .assert()
+    .success();
+    let out = repo.read("out.csv");
+    let mut lines = out.lines().skip(1);
+    for (at, want) in &recorded {
+        for id in ids {
+            let line = lines.next().unwrap();
+            let f: Vec<&str> = line.split(',').collect();
+            let got = (f[2].parse::<i64>().unwrap(), f[3].parse::<f64>().ok());
+            assert_eq!(Some(&got), want.get(&id), "driver {id} as of {at}: {line}");
+        }
+    }
+}
+
 #[test]
 fn a_killed_stream_resumes_without_losing_or_repeating_a_change() {
     let pg = Postgres::start();

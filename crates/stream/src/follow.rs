@@ -124,10 +124,13 @@ impl Follower {
         format!("cdc-{}-", self.slot)
     }
 
+    /// The columns a row change must identify its row by: a plain view's join keys. Aggregated
+    /// views take only inserts (events), so a table feeding nothing else needs no row identity.
     fn key_columns(&self) -> Vec<String> {
         match &self.target {
             Target::Views(views) => views
-                .first()
+                .iter()
+                .find(|v| !v.view.is_aggregated())
                 .map(|v| v.join_keys.clone())
                 .unwrap_or_default(),
             Target::Index(ix) => vec![ix.source.id_column().to_string()],
@@ -560,21 +563,17 @@ impl Follower {
                     .collect();
                 *plans = self.plans(&columns)?;
             }
-            Message::Insert { new, .. } | Message::Update { new, old: None, .. } => {
+            Message::Insert { new, .. } => {
                 let txn = txn.ok_or_else(|| {
                     self.change_error("a row change outside a transaction".into())
                 })?;
-                self.upsert(plans, txn, &new, None, commit_ns)?;
+                self.upsert(plans, txn, &new, None, commit_ns, true)?;
             }
-            Message::Update {
-                new,
-                old: Some(old),
-                ..
-            } => {
+            Message::Update { new, old, .. } => {
                 let txn = txn.ok_or_else(|| {
                     self.change_error("a row change outside a transaction".into())
                 })?;
-                self.upsert(plans, txn, &new, Some(&old), commit_ns)?;
+                self.upsert(plans, txn, &new, old.as_ref(), commit_ns, false)?;
             }
             Message::Delete { old, .. } => {
                 let txn = txn.ok_or_else(|| {
@@ -583,6 +582,10 @@ impl Follower {
                 match plans {
                     Plans::Views(vp) => {
                         for (i, p) in vp.iter().enumerate() {
+                            if p.takes_events() {
+                                // An event that happened stays counted.
+                                continue;
+                            }
                             txn.views[i].push(
                                 p.delete(&old, commit_ns)
                                     .map_err(|m| self.change_error(m))?,
@@ -613,10 +616,15 @@ impl Follower {
         new: &Tuple,
         old: Option<&Tuple>,
         commit_ns: i64,
+        insert: bool,
     ) -> StreamResult<()> {
         match plans {
             Plans::Views(vp) => {
                 for (i, p) in vp.iter().enumerate() {
+                    if p.takes_events() && !insert {
+                        // Only an insert is a new event; an update of an event row is not.
+                        continue;
+                    }
                     txn.views[i].extend(
                         p.upsert(new, old, commit_ns)
                             .map_err(|m| self.change_error(m))?,
@@ -646,8 +654,9 @@ impl Follower {
         Ok(())
     }
 
-    /// Moves a committed transaction into the batch: per view, the last change of each key (its
-    /// intermediate states were never visible outside the transaction).
+    /// Moves a committed transaction into the batch: per plain view, the last change of each key
+    /// (its intermediate states were never visible outside the transaction); per aggregated view,
+    /// every event.
     async fn commit(
         &self,
         txn: Txn,
@@ -659,6 +668,14 @@ impl Follower {
         let mut changes = 0;
         if let Plans::Views(vp) = plans {
             for (i, (plan, view_changes)) in vp.iter().zip(txn.views).enumerate() {
+                if plan.takes_events() {
+                    // Every insert is an event: two clicks in one transaction are two.
+                    changes += view_changes.len();
+                    for change in view_changes {
+                        push_change(&mut batch.views[i], change);
+                    }
+                    continue;
+                }
                 let mut last: HashMap<Vec<KeyValue>, usize> = HashMap::new();
                 for (j, c) in view_changes.iter().enumerate() {
                     last.insert(c.keys().to_vec(), j);

@@ -36,8 +36,10 @@ pub struct ViewPlan {
     keys: Vec<(usize, PgKind)>,
     event: TimeFrom,
     created: Option<TimeFrom>,
-    /// Per feature of the view: its column and kind.
+    /// Per event column of the view (`FeatureView::event_columns`): its column and kind.
     features: Vec<(usize, PgKind)>,
+    /// The view's event columns, in `features`' order.
+    columns: Vec<asof_core::spec::Feature>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,14 +133,6 @@ fn key_column(columns: &[Column], name: &str) -> Result<(usize, PgKind), String>
 impl ViewPlan {
     /// Every problem is reported with the column and the fix in mind.
     pub fn build(view: &ResolvedView, columns: &[Column]) -> Result<ViewPlan, String> {
-        if view.view.is_aggregated() {
-            // A transaction's changes collapse to each key's last state here, which is right for
-            // rows and wrong for events (two clicks in one transaction are two events).
-            return Err(format!(
-                "view `{}` aggregates events, and streaming a PostgreSQL table into an aggregated view is not supported yet; push its events (`asof push` or PushFeatures) or read them from files",
-                view.view.name
-            ));
-        }
         let mut keys = Vec::new();
         for k in &view.join_keys {
             keys.push(key_column(columns, k)?);
@@ -149,7 +143,8 @@ impl ViewPlan {
             None => None,
         };
         let mut features = Vec::new();
-        for f in &view.view.features {
+        let columns_spec = view.view.event_columns();
+        for f in &columns_spec {
             let col = view.source.column_for_feature(&f.name);
             let (i, c) = find(columns, col)
                 .map_err(|e| format!("feature `{}` of view `{}`: {e}", f.name, view.view.name))?;
@@ -168,7 +163,13 @@ impl ViewPlan {
             event,
             created,
             features,
+            columns: columns_spec,
         })
+    }
+
+    /// Whether the view aggregates events: it takes each insert as an event and nothing else.
+    pub fn takes_events(&self) -> bool {
+        self.view.view.is_aggregated()
     }
 
     /// An inserted or updated row (`new`) as a change; `old` is the old key when the update moved
@@ -197,7 +198,7 @@ impl ViewPlan {
             }
         }
         let mut features = Vec::with_capacity(self.features.len());
-        for ((i, kind), f) in self.features.iter().zip(&self.view.view.features) {
+        for ((i, kind), f) in self.features.iter().zip(&self.columns) {
             features.push(match cell(new, *i)? {
                 Cell::Null => Some(Value::Null),
                 Cell::Unchanged => None,

@@ -136,6 +136,10 @@ impl Sql<'_> {
                 name,
             });
         }
+        if keys.is_empty() {
+            // Only inserts are read (events of aggregated views): no row needs identifying.
+            return Ok(columns);
+        }
         let identifying = match identity.as_str() {
             "d" if primary.is_empty() => {
                 return Err(self.config(
