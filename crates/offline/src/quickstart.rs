@@ -42,6 +42,11 @@ pub const REPO_FILES: [(&str, &str); 5] = [
 ];
 
 pub const DRIVERS: i64 = 50;
+
+/// The id of the quickstart's `i`-th document (`0..DOCUMENTS`): its topic and number.
+pub fn doc_id(i: usize) -> String {
+    format!("{}-{i:03}", TOPICS[i % TOPICS.len()].0)
+}
 pub const CUSTOMERS: i64 = 30;
 pub const DOCUMENTS: usize = 120;
 const DAYS: i64 = 30;
@@ -307,7 +312,7 @@ fn generate_documents(
     let mut queries = Vec::new();
     for i in 0..DOCUMENTS {
         let (topic, words) = TOPICS[i % TOPICS.len()];
-        let doc_id = format!("{topic}-{i:03}");
+        let doc_id = doc_id(i);
         let key = [
             words[rng.random_range(0..words.len())],
             words[rng.random_range(0..words.len())],
@@ -355,12 +360,11 @@ fn generate_documents(
     let (mut id, mut ts, mut created, mut pop, mut clicks) =
         (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..DOCUMENTS {
-        let (topic, _) = TOPICS[i % TOPICS.len()];
         let mut p: f64 = rng.random_range(0.0..1.0);
         let mut t = start + rng.random_range(0..24) * HOUR_US;
         while t <= now_hour {
             p = (p + rng.random_range(-0.05..0.05)).clamp(0.0, 1.0);
-            id.push(format!("{topic}-{i:03}"));
+            id.push(doc_id(i));
             ts.push(t);
             created.push(t + rng.random_range(0..1800) * 1_000_000);
             pop.push(Some(p));
@@ -391,7 +395,6 @@ fn generate_documents(
     // Raw click events: a few per document per day, each with a dwell time.
     let (mut id, mut ts, mut dwell) = (vec![], vec![], vec![]);
     for i in 0..DOCUMENTS {
-        let (topic, _) = TOPICS[i % TOPICS.len()];
         let rate = rng.random_range(1..12);
         let mut t = start;
         while t <= now_hour {
@@ -400,7 +403,7 @@ fn generate_documents(
                 if at > now_hour {
                     continue;
                 }
-                id.push(format!("{topic}-{i:03}"));
+                id.push(doc_id(i));
                 ts.push(at);
                 dwell.push(
                     (rng.random_range(0.0..1.0) < 0.95).then(|| rng.random_range(1.0..300.0)),

@@ -7,6 +7,10 @@
 //!
 //!     cargo build --release --bin asof && cargo bench -p asof-server --bench serving_load
 //!
+//! Then the aggregated view `document_clicks` (4 windowed aggregations computed at read time
+//! from each document's event log) beside the plain `document_stats` at 1 and 100 entity rows,
+//! and events pushed to it per second.
+//!
 //! To measure a secured server: `-- --token T` starts it with `serving.auth` and sends the token
 //! with every request; `-- --tls-cert F --tls-key F --ca F` serves TLS and trusts the CA in `F`.
 
@@ -149,6 +153,12 @@ fn push_selected() -> bool {
     std::env::var("ASOF_BENCH_ONLY").map_or(true, |only| only == "push")
 }
 
+/// The aggregated-view measurement runs unless `ASOF_BENCH_ONLY` names another case
+/// (`aggregated` runs it alone).
+fn aggregated_selected() -> bool {
+    std::env::var("ASOF_BENCH_ONLY").map_or(true, |only| only == "aggregated")
+}
+
 /// Pushes of 100 rows each at concurrency 16, online only and then online and offline (each
 /// acknowledged after its push log file is synced): the cost of offline durability, in rows/s.
 async fn push_load(grpc_port: u16) {
@@ -218,6 +228,127 @@ async fn push_load(grpc_port: u16) {
             "| {label} | {ROWS} | 16 | {} | {:.0} | {:.3} | {:.3} |",
             all.len(),
             (all.len() * ROWS) as f64 / secs,
+            percentile(&all, 0.5),
+            percentile(&all, 0.99)
+        );
+    }
+}
+
+/// Lookups of an aggregated view beside a plain one keyed by the same documents, then pushes of
+/// events into the aggregated one (100 events per push, each to a random document, at the current
+/// time), at concurrency 16.
+async fn aggregated_load(grpc_port: u16) {
+    use asof_offline::quickstart::{DOCUMENTS, doc_id};
+    use asof_server::proto::v1::{PushFeaturesRequest, PushTarget};
+    let pool = channels(grpc_port).await;
+    println!();
+    println!(
+        "| view | entity rows x features | concurrency | requests | req/s | rows/s | p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let views: [(&str, &[&str]); 2] = [
+        ("document_stats (plain)", &["document_stats:popularity"]),
+        (
+            "document_clicks (aggregated)",
+            &[
+                "document_clicks:clicks_7d",
+                "document_clicks:clicks_1h",
+                "document_clicks:dwell_mean_1d",
+                "document_clicks:dwell_max_1d",
+            ],
+        ),
+    ];
+    for (label, features) in views {
+        for rows in [1usize, 100] {
+            let total = if rows == 1 { 20_000 } else { 4_000 } * scale();
+            let pool = pool.clone();
+            let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+            let width = features.len();
+            let (all, secs) = drive(16, total, move |t, i| {
+                let mut c = FeatureServingClient::new(pool[t % pool.len()].clone());
+                let ids = (0..rows)
+                    .map(|r| Value {
+                        kind: Some(value::Kind::StringVal(doc_id(
+                            (t * 7919 + i + r) % DOCUMENTS,
+                        ))),
+                    })
+                    .collect();
+                let req = GetOnlineFeaturesRequest {
+                    kind: Some(Kind::Features(FeatureList {
+                        features: features.clone(),
+                    })),
+                    entities: [("doc_id".to_string(), RepeatedValue { values: ids })].into(),
+                    full_feature_names: false,
+                    as_of: None,
+                };
+                async move {
+                    c.get_online_features(authorized(req)).await.unwrap();
+                }
+            })
+            .await;
+            let n = all.len();
+            println!(
+                "| {label} | {rows} x {width} | 16 | {n} | {:.0} | {:.0} | {:.3} | {:.3} |",
+                n as f64 / secs,
+                (n * rows) as f64 / secs,
+                percentile(&all, 0.5),
+                percentile(&all, 0.99)
+            );
+        }
+    }
+    const EVENTS: usize = 100;
+    println!();
+    println!(
+        "| push target | events per push | concurrency | pushes | events/s | p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (target, label) in [
+        (PushTarget::Online, "online"),
+        (PushTarget::OnlineAndOffline, "online_and_offline"),
+    ] {
+        let pool = pool.clone();
+        let (all, secs) = drive(16, 2_000 * scale(), move |t, i| {
+            let mut c = FeatureServingClient::new(pool[t % pool.len()].clone());
+            let now = asof_core::time::to_nanos(chrono::Utc::now());
+            let column = |values: Vec<Value>| RepeatedValue { values };
+            let values = |f: &dyn Fn(usize) -> value::Kind| {
+                column((0..EVENTS).map(|r| Value { kind: Some(f(r)) }).collect())
+            };
+            let req = PushFeaturesRequest {
+                feature_view: "document_clicks".into(),
+                columns: [
+                    (
+                        "doc_id".to_string(),
+                        values(&|r| {
+                            value::Kind::StringVal(doc_id((t * 7919 + i * 31 + r) % DOCUMENTS))
+                        }),
+                    ),
+                    (
+                        "ts".to_string(),
+                        values(&|r| {
+                            value::Kind::TimestampVal(asof_server::convert::timestamp(
+                                now + r as i64,
+                            ))
+                        }),
+                    ),
+                    (
+                        "dwell_s".to_string(),
+                        values(&|r| value::Kind::DoubleVal(r as f64)),
+                    ),
+                ]
+                .into(),
+                to: target as i32,
+                deleted: Vec::new(),
+            };
+            async move {
+                c.push_features(authorized(req)).await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| {label} | {EVENTS} | 16 | {} | {:.0} | {:.3} | {:.3} |",
+            all.len(),
+            (all.len() * EVENTS) as f64 / secs,
             percentile(&all, 0.5),
             percentile(&all, 0.99)
         );
@@ -494,6 +625,9 @@ fn main() {
         c16.push((label, results, floor));
         if workers.is_none() && push_selected() {
             rt.block_on(push_load(grpc_port));
+        }
+        if workers.is_none() && aggregated_selected() {
+            rt.block_on(aggregated_load(grpc_port));
         }
         drop(server);
     }
