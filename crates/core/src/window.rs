@@ -311,8 +311,11 @@ pub fn newest_in_window(
 #[derive(Debug, Clone)]
 pub struct ExactSum {
     /// Base-2^32 digits of the sum scaled by 2^1074, least significant first, each holding carries
-    /// in its upper bits until [`Self::normalize`].
+    /// in its upper bits until normalized. Only `lo..=top()` is ever non-zero: values of similar
+    /// magnitude touch a few digits, and reads work on those alone.
     limbs: [i64; LIMBS],
+    lo: usize,
+    hi: usize,
     /// Additions since the last normalization (a limb gains under 2^33 per addition).
     pending: u32,
     nan: u32,
@@ -327,6 +330,8 @@ impl Default for ExactSum {
     fn default() -> Self {
         ExactSum {
             limbs: [0; LIMBS],
+            lo: LIMBS,
+            hi: 0,
             pending: 0,
             nan: 0,
             pos_inf: 0,
@@ -342,6 +347,12 @@ impl ExactSum {
 
     pub fn sub(&mut self, x: f64) {
         self.accumulate(x, -1);
+    }
+
+    /// The highest digit that may be non-zero: two above the highest one written, for carries
+    /// and the sign.
+    fn top(&self) -> usize {
+        (self.hi + 2).min(LIMBS - 1)
     }
 
     fn accumulate(&mut self, x: f64, sign: i32) {
@@ -383,20 +394,14 @@ impl ExactSum {
                 }
             }
         }
+        self.lo = self.lo.min(limb);
+        self.hi = self.hi.max(limb + 2);
         self.pending += 1;
         if self.pending >= 1 << 28 {
-            self.normalize();
+            let (lo, top) = (self.lo, self.top());
+            normalize(&mut self.limbs, lo, top);
+            self.pending = 0;
         }
-    }
-
-    /// Moves carries up so every limb but the top one is a digit in `0..2^32`.
-    fn normalize(&mut self) {
-        for i in 0..LIMBS - 1 {
-            let carry = self.limbs[i] >> 32;
-            self.limbs[i] -= carry << 32;
-            self.limbs[i + 1] += carry;
-        }
-        self.pending = 0;
     }
 
     /// The sum rounded to the nearest double.
@@ -410,43 +415,51 @@ impl ExactSum {
         if self.neg_inf != 0 {
             return f64::NEG_INFINITY;
         }
-        let mut n = self.clone();
-        n.normalize();
-        let negative = n.limbs[LIMBS - 1] < 0;
+        if self.lo > self.hi {
+            return 0.0;
+        }
+        let (lo, top) = (self.lo, self.top());
+        let mut n = self.limbs;
+        normalize(&mut n, lo, top);
+        let negative = n[top] < 0;
         if negative {
             // Two's complement over the digits: invert and add one.
             let mut carry = 1i64;
-            for i in 0..LIMBS {
-                let d = if i == LIMBS - 1 {
-                    !n.limbs[i]
-                } else {
-                    (!n.limbs[i]) & 0xffff_ffff
-                };
-                let s = d + carry;
-                if i < LIMBS - 1 {
-                    n.limbs[i] = s & 0xffff_ffff;
+            for (i, d) in n.iter_mut().enumerate().take(top + 1).skip(lo) {
+                let s = if i == top { !*d } else { (!*d) & 0xffff_ffff } + carry;
+                if i < top {
+                    *d = s & 0xffff_ffff;
                     carry = s >> 32;
                 } else {
-                    n.limbs[i] = s;
+                    *d = s;
                 }
             }
         }
-        let Some(top) = (0..LIMBS).rev().find(|&i| n.limbs[i] != 0) else {
+        let Some(high) = (lo..=top).rev().find(|&i| n[i] != 0) else {
             return 0.0;
         };
         // The top three digits carry at least 65 significant bits; anything below only decides
         // rounding, so it folds into a sticky bit.
-        let low = top.saturating_sub(2);
+        let low = high.saturating_sub(2).max(lo);
         let mut m: u128 = 0;
-        for i in (low..=top).rev() {
-            m = (m << 32) | n.limbs[i] as u128;
+        for &d in n[low..=high].iter().rev() {
+            m = (m << 32) | d as u128;
         }
-        if (0..low).any(|i| n.limbs[i] != 0) {
+        if n[lo..low].iter().any(|&d| d != 0) {
             m |= 1;
         }
-        let scale = 32 * low as i32 - 1074;
-        let magnitude = scale_by_power_of_two(m, scale);
+        let magnitude = scale_by_power_of_two(m, 32 * low as i32 - 1074);
         if negative { -magnitude } else { magnitude }
+    }
+}
+
+/// Moves carries up so every digit in `lo..top` is in `0..2^32`; `limbs[top]` keeps the rest,
+/// signed.
+fn normalize(limbs: &mut [i64; LIMBS], lo: usize, top: usize) {
+    for i in lo..top {
+        let carry = limbs[i] >> 32;
+        limbs[i] -= carry << 32;
+        limbs[i + 1] += carry;
     }
 }
 
@@ -643,6 +656,31 @@ mod tests {
         assert_eq!(e.value(), f64::INFINITY);
         e.add(f64::NEG_INFINITY);
         assert!(e.value().is_nan());
+    }
+
+    proptest::proptest! {
+        /// Against an exact reference: integers times powers of two small enough that their
+        /// exact sum fits an i128 (and `i128 as f64` rounds to nearest, ties to even), added and
+        /// removed in any order.
+        #[test]
+        fn exact_sums_round_once(
+            values in proptest::collection::vec((-(1i64 << 53)..(1i64 << 53), 0u32..40), 0..60),
+            removed in proptest::collection::vec(proptest::prelude::any::<bool>(), 60),
+        ) {
+            let mut sum = ExactSum::default();
+            let mut exact: i128 = 0;
+            for (m, k) in &values {
+                sum.add(*m as f64 * f64::from(1u32 << (k % 31)) );
+                exact += i128::from(*m) << (k % 31);
+            }
+            for ((m, k), gone) in values.iter().zip(&removed) {
+                if *gone {
+                    sum.sub(*m as f64 * f64::from(1u32 << (k % 31)));
+                    exact -= i128::from(*m) << (k % 31);
+                }
+            }
+            proptest::prop_assert_eq!(sum.value().to_bits(), (exact as f64).to_bits());
+        }
     }
 
     #[test]
