@@ -32,6 +32,32 @@ pub struct ResolvedView {
     pub features: Vec<Feature>,
 }
 
+impl ResolvedView {
+    /// The requested aggregations of an aggregated view (empty for a plain one).
+    pub fn aggregations(&self) -> impl Iterator<Item = &crate::spec::Aggregation> + '_ {
+        self.view
+            .aggregations
+            .iter()
+            .filter(|a| self.features.iter().any(|f| f.name == a.name))
+    }
+
+    /// The columns a read of the requested features needs from each event: the requested
+    /// features of a plain view, or the input columns of the requested aggregations.
+    pub fn read_columns(&self) -> Vec<Feature> {
+        if !self.view.is_aggregated() {
+            return self.features.clone();
+        }
+        self.view
+            .event_columns()
+            .into_iter()
+            .filter(|c| {
+                self.aggregations()
+                    .any(|a| a.column.as_ref() == Some(&c.name))
+            })
+            .collect()
+    }
+}
+
 /// A resolved request: the views to read and the output columns in request order.
 #[derive(Debug, Clone)]
 pub struct FeatureRequest {

@@ -233,12 +233,7 @@ fn project(
     }
     // An aggregated view reads its aggregations' input columns under their own names.
     let aggregated = view.view.is_aggregated();
-    let columns = if aggregated {
-        view.view.event_columns()
-    } else {
-        view.features.clone()
-    };
-    for f in &columns {
+    for f in &view.read_columns() {
         let col = if aggregated {
             f.name.as_str()
         } else {

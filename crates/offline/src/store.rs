@@ -182,9 +182,7 @@ impl OfflineStore {
             let right = without_round_robin(right)?;
             let schema = right.schema();
             let aggregates = view
-                .view
-                .aggregations
-                .iter()
+                .aggregations()
                 .map(|a| {
                     let column = a.column.as_ref().map(|c| schema.index_of(c)).transpose()?;
                     Ok(WindowAggregate {
@@ -204,6 +202,7 @@ impl OfflineStore {
                 right_created: has_created.then_some(k + 1),
                 right_deleted: deleted,
                 right_ordinal: schema.index_of(FEATURE_ORDINAL).ok(),
+                horizon: view.view.longest_window().unwrap_or(i64::MAX),
                 aggregates,
             };
             return Ok(Arc::new(WindowAggExec::try_new(left, right, options)?));

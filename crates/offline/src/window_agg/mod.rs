@@ -89,12 +89,20 @@ pub struct WindowAggOptions {
     /// Index of the right's event ordinal (UInt32): equal `(ts, created)` order by it, then by
     /// input order.
     pub right_ordinal: Option<usize>,
+    /// The view's longest window: the newest-event output looks this far back, and events older
+    /// than this before every entity row are dropped. At least each aggregate's window.
+    pub horizon: i64,
     pub aggregates: Vec<WindowAggregate>,
 }
 
 impl WindowAggOptions {
     fn longest_window(&self) -> i64 {
-        self.aggregates.iter().map(|a| a.window).max().unwrap_or(0)
+        self.aggregates
+            .iter()
+            .map(|a| a.window)
+            .max()
+            .unwrap_or(0)
+            .max(self.horizon)
     }
 
     /// The distinct right columns the aggregates read, in first-use order.
@@ -127,7 +135,7 @@ impl WindowAggExec {
         options: WindowAggOptions,
     ) -> Result<Self> {
         let left = keyed_left("WindowAggExec", left, &right, options.key_count)?;
-        if options.aggregates.iter().any(|a| a.window <= 0) {
+        if options.horizon <= 0 || options.aggregates.iter().any(|a| a.window <= 0) {
             return internal_err!("WindowAggExec windows must be positive");
         }
         let mut fields: Vec<Field> = left
@@ -285,23 +293,36 @@ struct AggRun {
 }
 
 /// One probe task's kept events: parallel vectors, and the aggregated columns of the kept rows.
-#[derive(Default)]
+/// Their order is the partition's input order.
 struct Kept {
     group: Vec<u32>,
     ts: Vec<i64>,
-    created: Vec<i64>,
-    /// The ordinal in the top bits, then the partition, then the row within it: input order
-    /// among events of equal ordinal.
-    seq: Vec<u64>,
-    /// Per batch, the kept rows of each input column.
+    /// Only when the events have a created time (it orders events of equal `ts`).
+    created: Option<Vec<i64>>,
+    /// Only when the events carry push ordinals (they order events of equal `(ts, created)`).
+    ordinal: Option<Vec<u32>>,
+    /// Per input column, its kept rows of each batch.
     columns: Vec<Vec<ArrayRef>>,
     rows_in: usize,
 }
 
 impl Kept {
+    fn new(options: &WindowAggOptions, inputs: usize) -> Self {
+        Kept {
+            group: Vec::new(),
+            ts: Vec::new(),
+            created: options.right_created.map(|_| Vec::new()),
+            ordinal: options.right_ordinal.map(|_| Vec::new()),
+            columns: vec![Vec::new(); inputs],
+            rows_in: 0,
+        }
+    }
+
     fn memory_size(&self) -> usize {
         self.group.capacity() * 4
-            + (self.ts.capacity() + self.created.capacity() + self.seq.capacity()) * 8
+            + self.ts.capacity() * 8
+            + self.created.as_ref().map_or(0, |c| c.capacity() * 8)
+            + self.ordinal.as_ref().map_or(0, |o| o.capacity() * 4)
             + self
                 .columns
                 .iter()
@@ -337,7 +358,7 @@ impl AggRun {
             let reservation = reservation.new_empty();
             let compute = self.baseline.elapsed_compute().clone();
             probes.spawn(async move {
-                let kept = probe(p, stream, &index, &options, &inputs, &reservation, compute).await;
+                let kept = probe(stream, &index, &options, &inputs, &reservation, compute).await;
                 (p, kept.map(|k| (k, reservation)))
             });
         }
@@ -369,20 +390,22 @@ impl AggRun {
         Ok(batches)
     }
 
-    /// Orders the kept events by key, then by `(ts, created, input order)` within each key, and
-    /// slides every aggregate over each key's run: the output columns after the entity columns.
+    /// Orders the kept events by key, then by `(ts, created, ordinal, input order)` within each
+    /// key, and slides every aggregate over each key's run: the output columns after the entity
+    /// columns. Sorting and sliding are spread over the machine's cores.
     fn slide_all(
         &self,
         index: &EntityIndex,
-        parts: Vec<Kept>,
+        mut parts: Vec<Kept>,
         inputs: &[usize],
         rows: usize,
         reservation: &MemoryReservation,
     ) -> Result<Vec<ArrayRef>> {
         let total: usize = parts.iter().map(|p| p.ts.len()).sum();
         let groups = index.starts.len() - 1;
-        // Counting sort by key group: each group's events in partition then input order.
-        let mut estarts = vec![0u32; groups + 1];
+        // Counting sort by key group; within a group, events stay in input order (the parts in
+        // partition order, each in row order), so their index breaks the last ties.
+        let mut estarts = vec![0usize; groups + 1];
         for p in &parts {
             for &g in &p.group {
                 estarts[g as usize + 1] += 1;
@@ -392,52 +415,71 @@ impl AggRun {
             estarts[g + 1] += estarts[g];
         }
         let mut fill = estarts.clone();
-        let mut order = vec![0u32; total];
+        let mut events: Vec<(i64, u32)> = vec![(0, 0); total];
         let mut base = 0u32;
-        for p in &parts {
-            for (i, &g) in p.group.iter().enumerate() {
-                order[fill[g as usize] as usize] = base + i as u32;
+        for p in &mut parts {
+            for (i, (&g, &t)) in p.group.iter().zip(&p.ts).enumerate() {
+                events[fill[g as usize]] = (t, base + i as u32);
                 fill[g as usize] += 1;
             }
-            base += p.group.len() as u32;
+            base += p.ts.len() as u32;
+            (p.group, p.ts) = (Vec::new(), Vec::new());
         }
-        let ts_all: Vec<i64> = parts.iter().flat_map(|p| p.ts.iter().copied()).collect();
-        let created_all: Vec<i64> = parts
-            .iter()
-            .flat_map(|p| p.created.iter().copied())
+        drop(fill);
+        let created: Option<Vec<i64>> = parts
+            .iter_mut()
+            .map(|p| p.created.take())
+            .collect::<Option<Vec<_>>>()
+            .map(|c| c.concat());
+        let ordinal: Option<Vec<u32>> = parts
+            .iter_mut()
+            .map(|p| p.ordinal.take())
+            .collect::<Option<Vec<_>>>()
+            .map(|o| o.concat());
+        sort_runs(
+            &mut events,
+            &estarts,
+            created.as_deref(),
+            ordinal.as_deref(),
+        );
+        drop((created, ordinal));
+        let ts: Vec<i64> = events.iter().map(|e| e.0).collect();
+        let order = UInt32Array::from_iter_values(events.iter().map(|e| e.1));
+        drop(events);
+        // Column by column: one column's pieces are freed before the next is gathered, and the
+        // gathers run on their own threads.
+        let pieces: Vec<Vec<ArrayRef>> = (0..inputs.len())
+            .map(|j| {
+                parts
+                    .iter_mut()
+                    .flat_map(|p| std::mem::take(&mut p.columns[j]))
+                    .collect()
+            })
             .collect();
-        let seq_all: Vec<u64> = parts.iter().flat_map(|p| p.seq.iter().copied()).collect();
-        for g in 0..groups {
-            let run = &mut order[estarts[g] as usize..estarts[g + 1] as usize];
-            // Usually already in time order (files are written as events happen): pdqsort
-            // detects that in linear time.
-            run.sort_unstable_by_key(|&e| {
-                let e = e as usize;
-                (ts_all[e], created_all[e], seq_all[e])
-            });
-        }
-        let ts: Vec<i64> = order.iter().map(|&e| ts_all[e as usize]).collect();
-        drop((ts_all, created_all, seq_all));
-        let order_array = UInt32Array::from(order);
-        let mut columns: Vec<Column> = Vec::with_capacity(inputs.len());
-        for (j, _) in inputs.iter().enumerate() {
-            let pieces: Vec<&dyn Array> = parts
-                .iter()
-                .flat_map(|p| p.columns.iter().map(move |b| b[j].as_ref()))
-                .collect();
+        let gather = |input: usize, pieces: Vec<ArrayRef>| -> Result<Column> {
             let all = if pieces.is_empty() {
-                let dt = self.input_type(inputs[j]);
-                datafusion::arrow::array::new_empty_array(&dt)
+                datafusion::arrow::array::new_empty_array(&self.input_type(input))
             } else {
-                concat(&pieces)?
+                concat(&pieces.iter().map(AsRef::as_ref).collect::<Vec<_>>())?
             };
-            let sorted = take(&all, &order_array, None)?;
+            drop(pieces);
             let ordered = self.options.aggregates.iter().any(|a| {
-                a.column == Some(inputs[j]) && matches!(a.function, Function::Min | Function::Max)
+                a.column == Some(input) && matches!(a.function, Function::Min | Function::Max)
             });
-            columns.push(Column::new(sorted, ordered)?);
-        }
-        drop(parts);
+            Column::new(take(&all, &order, None)?, ordered)
+        };
+        let columns: Vec<Column> = std::thread::scope(|scope| {
+            let gathers: Vec<_> = inputs
+                .iter()
+                .zip(pieces)
+                .map(|(&input, pieces)| scope.spawn(move || gather(input, pieces)))
+                .collect();
+            gathers
+                .into_iter()
+                .map(|g| g.join().expect("a gather thread panicked"))
+                .collect::<Result<_>>()
+        })?;
+        drop((parts, order));
         reservation.try_grow(
             ts.len() * 8
                 + columns
@@ -446,40 +488,53 @@ impl AggRun {
                     .sum::<usize>(),
         )?;
 
-        let slot_groups: Vec<std::ops::Range<usize>> = index.groups().collect();
-        let mut out = Vec::with_capacity(self.options.aggregates.len() + 1);
-        // The newest event in the longest window.
-        let longest = self.options.longest_window();
-        let mut newest: Vec<Option<i64>> = vec![None; rows];
-        for (g, slots) in slot_groups.iter().enumerate() {
-            let events = estarts[g] as usize..estarts[g + 1] as usize;
-            window::newest_in_window(&ts[events], longest, &index.times[slots.clone()], |r, t| {
-                newest[index.rows[slots.start + r] as usize] = t;
-            });
+        let runs = Runs {
+            index,
+            slots: index.groups().collect(),
+            estarts: &estarts,
+            ts: &ts,
+        };
+        // Output 0 is the newest event in the longest window; output k + 1 is aggregate k.
+        let outputs = self.options.aggregates.len() + 1;
+        let threads = threads().min(outputs);
+        let computed: Vec<Vec<(usize, Result<ArrayRef>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|w| {
+                    let (runs, columns) = (&runs, &columns);
+                    scope.spawn(move || {
+                        (w..outputs)
+                            .step_by(threads)
+                            .map(|k| {
+                                let out = match k {
+                                    0 => Ok(runs.newest(self.options.longest_window(), rows)),
+                                    _ => {
+                                        let a = &self.options.aggregates[k - 1];
+                                        let column = a
+                                            .column
+                                            .and_then(|c| inputs.iter().position(|&i| i == c))
+                                            .map(|j| &columns[j]);
+                                        runs.aggregate(a, column, rows)
+                                    }
+                                };
+                                (k, out)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("an aggregation thread panicked"))
+                .collect()
+        });
+        let mut out: Vec<Option<ArrayRef>> = vec![None; outputs];
+        for (k, array) in computed.into_iter().flatten() {
+            out[k] = Some(array?);
         }
-        out.push(Arc::new(Int64Array::from(newest)) as ArrayRef);
-        for a in &self.options.aggregates {
-            let column = a
-                .column
-                .and_then(|c| inputs.iter().position(|&i| i == c))
-                .map(|j| &columns[j]);
-            let mut answers = Answers::new(a.function, a.column_type.as_ref(), rows);
-            for (g, slots) in slot_groups.iter().enumerate() {
-                let events = estarts[g] as usize..estarts[g + 1] as usize;
-                let run = column.map(|c| c.from(events.start));
-                window::slide(
-                    a.function,
-                    a.window,
-                    a.column_type.as_ref(),
-                    &ts[events.clone()],
-                    run.as_ref(),
-                    &index.times[slots.clone()],
-                    |r, o| answers.set(index.rows[slots.start + r] as usize, o, events.start),
-                );
-            }
-            out.push(answers.finish(column.map(Column::array), &a.output)?);
-        }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|a| a.expect("every output computed"))
+            .collect())
     }
 
     fn input_type(&self, column: usize) -> DataType {
@@ -490,6 +545,110 @@ impl AggRun {
             .find(|a| a.column == Some(column))
             .expect("inputs come from aggregates");
         crate::types::arrow_type(a.column_type.as_ref().unwrap_or(&DType::Int64))
+    }
+}
+
+/// Threads the sort and the slide use: the machine's cores.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Sorts each key's run of `events` (`(ts, index)`; run `g` is `estarts[g]..estarts[g + 1]`) by
+/// `(ts, created, ordinal, index)`, the runs split over threads at key boundaries. The index is
+/// input order, so the unstable sort orders ties exactly as a stable one would.
+fn sort_runs(
+    events: &mut [(i64, u32)],
+    estarts: &[usize],
+    created: Option<&[i64]>,
+    ordinal: Option<&[u32]>,
+) {
+    let by = |a: &(i64, u32), b: &(i64, u32)| {
+        a.0.cmp(&b.0).then_with(|| {
+            let (i, j) = (a.1 as usize, b.1 as usize);
+            created
+                .map_or(std::cmp::Ordering::Equal, |c| c[i].cmp(&c[j]))
+                .then_with(|| ordinal.map_or(std::cmp::Ordering::Equal, |o| o[i].cmp(&o[j])))
+                .then(a.1.cmp(&b.1))
+        })
+    };
+    let sort = |events: &mut [(i64, u32)], bounds: &[usize]| {
+        let first = bounds[0];
+        for w in bounds.windows(2) {
+            events[w[0] - first..w[1] - first].sort_unstable_by(by);
+        }
+    };
+    let threads = threads();
+    if threads == 1 || events.len() < 1 << 16 {
+        sort(events, estarts);
+        return;
+    }
+    // Cut at the key boundaries nearest to equal shares of events.
+    let mut cuts = vec![0usize];
+    for t in 1..threads {
+        let target = events.len() * t / threads;
+        let g = estarts
+            .partition_point(|&s| s < target)
+            .min(estarts.len() - 1);
+        if g > *cuts.last().expect("starts at 0") {
+            cuts.push(g);
+        }
+    }
+    cuts.push(estarts.len() - 1);
+    std::thread::scope(|scope| {
+        let mut rest = events;
+        for w in cuts.windows(2) {
+            let bounds = &estarts[w[0]..=w[1]];
+            let (mine, others) = rest.split_at_mut(bounds[bounds.len() - 1] - bounds[0]);
+            rest = others;
+            scope.spawn(move || sort(mine, bounds));
+        }
+    });
+}
+
+/// The sorted events beside the entity index: per key group, its events' range and its slots.
+struct Runs<'a> {
+    index: &'a EntityIndex,
+    slots: Vec<std::ops::Range<usize>>,
+    estarts: &'a [usize],
+    ts: &'a [i64],
+}
+
+impl Runs<'_> {
+    /// The newest event in `window` before each entity row.
+    fn newest(&self, window: i64, rows: usize) -> ArrayRef {
+        let mut newest: Vec<Option<i64>> = vec![None; rows];
+        for (g, slots) in self.slots.iter().enumerate() {
+            let events = self.estarts[g]..self.estarts[g + 1];
+            let reads = &self.index.times[slots.clone()];
+            window::newest_in_window(&self.ts[events], window, reads, |r, t| {
+                newest[self.index.rows[slots.start + r] as usize] = t;
+            });
+        }
+        Arc::new(Int64Array::from(newest))
+    }
+
+    /// Aggregate `a` for each entity row, over `column` (when it reads one).
+    fn aggregate(
+        &self,
+        a: &WindowAggregate,
+        column: Option<&Column>,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let mut answers = Answers::new(a.function, a.column_type.as_ref(), rows);
+        for (g, slots) in self.slots.iter().enumerate() {
+            let events = self.estarts[g]..self.estarts[g + 1];
+            let run = column.map(|c| c.from(events.start));
+            window::slide(
+                a.function,
+                a.window,
+                a.column_type.as_ref(),
+                &self.ts[events.clone()],
+                run.as_ref(),
+                &self.index.times[slots.clone()],
+                |r, o| answers.set(self.index.rows[slots.start + r] as usize, o, events.start),
+            );
+        }
+        answers.finish(column.map(Column::array), &a.output)
     }
 }
 
@@ -538,7 +697,6 @@ impl Answers {
 
 /// Streams one feature partition, keeping the events some entity row's window sees.
 async fn probe(
-    partition: usize,
     mut stream: SendableRecordBatchStream,
     index: &EntityIndex,
     options: &WindowAggOptions,
@@ -547,13 +705,11 @@ async fn probe(
     compute: datafusion::physical_plan::metrics::Time,
 ) -> Result<Kept> {
     let longest = options.longest_window();
-    let mut kept = Kept::default();
-    let mut row_base: u64 = 0;
+    let mut kept = Kept::new(options, inputs.len());
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let _timer = compute.timer();
-        let n = batch.num_rows();
-        kept.rows_in += n;
+        kept.rows_in += batch.num_rows();
         let groups = index.groups_of(&batch.columns()[..options.key_count])?;
         let ts = nanos("WindowAggExec", &batch, options.right_ts)?;
         let created = options
@@ -586,30 +742,23 @@ async fn probe(
             }
             kept.group.push(g);
             kept.ts.push(t);
-            kept.created.push(
-                created
-                    .as_ref()
-                    .and_then(|c| c.is_valid(row).then(|| c.value(row)))
-                    .unwrap_or(i64::MIN),
-            );
-            let ord = ordinal
-                .as_ref()
-                .map_or(0, |o| if o.is_valid(row) { o.value(row) } else { 0 });
-            kept.seq.push(
-                (u64::from(ord.min(0xffff)) << 48)
-                    | ((partition as u64) << 38)
-                    | (row_base + row as u64),
-            );
+            if let (Some(out), Some(c)) = (kept.created.as_mut(), created.as_ref()) {
+                out.push(if c.is_valid(row) {
+                    c.value(row)
+                } else {
+                    i64::MIN
+                });
+            }
+            if let (Some(out), Some(o)) = (kept.ordinal.as_mut(), ordinal.as_ref()) {
+                out.push(if o.is_valid(row) { o.value(row) } else { 0 });
+            }
             rows.push(row as u32);
         }
-        row_base += n as u64;
         if !rows.is_empty() {
             let rows = UInt32Array::from(rows);
-            let columns = inputs
-                .iter()
-                .map(|&c| take(batch.column(c), &rows, None))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            kept.columns.push(columns);
+            for (out, &c) in kept.columns.iter_mut().zip(inputs) {
+                out.push(take(batch.column(c), &rows, None)?);
+            }
         }
         reservation.try_resize(kept.memory_size())?;
     }

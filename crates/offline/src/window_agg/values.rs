@@ -38,7 +38,7 @@ impl Column {
             DataType::Float64 => Numbers::Float64(array.as_primitive::<Float64Type>().clone()),
             _ => Numbers::None,
         };
-        let compare = if ordered {
+        let compare = if ordered && matches!(numbers, Numbers::None) {
             Some(make_comparator(&array, &array, SortOptions::default())?)
         } else {
             None
@@ -99,9 +99,18 @@ impl EventValues for Run<'_> {
 
     #[inline]
     fn compare(&self, i: usize, j: usize) -> Ordering {
-        match &self.column.compare {
-            Some(c) => c(self.offset + i, self.offset + j),
-            None => Ordering::Equal,
+        let (i, j) = (self.offset + i, self.offset + j);
+        // Numbers directly (the common case, and the hot loop of `min`/`max`); anything else
+        // through arrow's comparator. Both order floats by IEEE total order.
+        match &self.column.numbers {
+            Numbers::Int32(a) => a.value(i).cmp(&a.value(j)),
+            Numbers::Int64(a) => a.value(i).cmp(&a.value(j)),
+            Numbers::Float32(a) => a.value(i).total_cmp(&a.value(j)),
+            Numbers::Float64(a) => a.value(i).total_cmp(&a.value(j)),
+            Numbers::None => match &self.column.compare {
+                Some(c) => c(i, j),
+                None => Ordering::Equal,
+            },
         }
     }
 }
