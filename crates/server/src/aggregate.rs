@@ -66,12 +66,18 @@ impl<'v> Aggregator<'v> {
     /// Aggregates an entity's log members in `from..to`.
     pub fn aggregate(&self, members: &[Vec<u8>]) -> ServerResult<Aggregated> {
         let corrupt = |e: asof_core::value::DecodeError| ServerError::Transport(e.to_string());
-        // Decoded events, in (ts, created, ordinal): the order `last` breaks ties by.
-        let mut events: Vec<(i64, i64, u32, Vec<Value>)> = Vec::with_capacity(members.len());
+        // Decoded column by column; `order` is each event's (ts, created, ordinal), the order
+        // `last` breaks ties by.
+        let mut order: Vec<(i64, i64, u32)> = Vec::with_capacity(members.len());
+        let mut column_values: Vec<Vec<Value>> = (0..self.columns.len())
+            .map(|_| Vec::with_capacity(members.len()))
+            .collect();
         for m in members {
             let (row, ordinal) = StoredEvent::read(m).map_err(corrupt)?;
-            let (ts, created) = (row.event_ts, row.created_ts.unwrap_or(i64::MIN));
-            let mut values = vec![Value::Null; self.columns.len()];
+            order.push((row.event_ts, row.created_ts.unwrap_or(i64::MIN), ordinal));
+            for column in &mut column_values {
+                column.push(Value::Null);
+            }
             for field in row {
                 let field = field.map_err(corrupt)?;
                 if let Some(i) = self
@@ -79,16 +85,25 @@ impl<'v> Aggregator<'v> {
                     .iter()
                     .position(|c| c.name.as_bytes() == field.name)
                 {
-                    values[i] = field.value().map_err(corrupt)?;
+                    *column_values[i].last_mut().expect("pushed above") =
+                        field.value().map_err(corrupt)?;
                 }
             }
-            events.push((ts, created, ordinal, values));
         }
-        events.sort_by_key(|e| (e.0, e.1, e.2));
-        let ts: Vec<i64> = events.iter().map(|e| e.0).collect();
-        let column_values: Vec<Vec<Value>> = (0..self.columns.len())
-            .map(|c| events.iter().map(|e| e.3[c].clone()).collect())
-            .collect();
+        // Members come in byte order, which is (ts, created) order; only ties on both can be out
+        // of ordinal order.
+        if !order.is_sorted() {
+            let mut by: Vec<usize> = (0..order.len()).collect();
+            by.sort_by_key(|&e| order[e]);
+            order = by.iter().map(|&e| order[e]).collect();
+            for column in &mut column_values {
+                *column = by
+                    .iter()
+                    .map(|&e| std::mem::replace(&mut column[e], Value::Null))
+                    .collect();
+            }
+        }
+        let ts: Vec<i64> = order.iter().map(|e| e.0).collect();
         let mut newest = None;
         window::newest_in_window(&ts, self.longest, &[self.as_of], |_, t| newest = t);
         let mut values = Vec::with_capacity(self.requested.len());
