@@ -74,8 +74,13 @@ pub async fn materialize(
     let mut rows = 0;
     let mut values = 0;
     for r in &reports {
+        let (read, skipped) = if r.aggregated {
+            ("events", "already online or older than the window")
+        } else {
+            ("keys", "not newer than stored")
+        };
         println!(
-            "{}: [{} .. {}] {} keys, {} written ({} not newer than stored)",
+            "{}: [{} .. {}] {} {read}, {} written ({} {skipped})",
             r.view,
             r.start,
             r.end,

@@ -24,8 +24,11 @@ pub struct ViewReport {
     pub view: String,
     pub start: String,
     pub end: String,
-    /// Keys with a row in the window (one row each).
+    /// Keys with a row in the window (one row each); for an aggregated view, events read.
     pub keys: usize,
+    /// An aggregated view: `keys` counts events, and `written` those its logs did not hold.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub aggregated: bool,
     /// Rows written; the rest were not newer than what the store held.
     pub written: usize,
     pub feature_values: usize,
@@ -194,6 +197,7 @@ pub async fn materialize(
             keys: 0,
             written: 0,
             feature_values: 0,
+            aggregated: false,
         };
         let mut newest: Option<i64> = None;
         let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -281,6 +285,7 @@ async fn materialize_events(
         keys: 0,
         written: 0,
         feature_values: 0,
+        aggregated: true,
     };
     let mut newest = None;
     let targets = crate::ingest::Targets {
