@@ -22,4 +22,4 @@ pub mod window_agg;
 
 pub use entity_table::EntityTable;
 pub use error::{OfflineError, OfflineResult};
-pub use store::{OfflineStore, ScannedRows, TrainingSetOptions};
+pub use store::{OfflineStore, ScannedEvents, ScannedRows, TrainingSetOptions};

@@ -85,6 +85,37 @@ pub struct ScannedRows {
     pub has_created: bool,
 }
 
+/// An aggregated view's events as its scan produces them ([`OfflineStore::events`]).
+pub struct ScannedEvents {
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+    view: ResolvedView,
+    pub key_count: usize,
+    pub has_created: bool,
+}
+
+impl std::fmt::Debug for ScannedEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScannedEvents")
+            .field("view", &self.view.view.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScannedEvents {
+    /// The next batch; an error names the view's source.
+    pub async fn next_batch(&mut self) -> OfflineResult<Option<RecordBatch>> {
+        match self.stream.next().await {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(e)) => Err(source_error(
+                &self.view,
+                &self.view.source.path,
+                e.strip_backtrace(),
+            )),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OfflineStore {
     ctx: SessionContext,
@@ -527,14 +558,14 @@ impl OfflineStore {
     }
 
     /// For materializing an aggregated view: its events (source and push log) with event times
-    /// in `[start, end]`, as scanned: `keys..., __asof_feature_ts, [__asof_feature_created],
-    /// input columns..., __asof_ordinal, __asof_deleted`.
+    /// in `[start, end]`, streamed as scanned: `keys..., __asof_feature_ts,
+    /// [__asof_feature_created], input columns..., __asof_ordinal, __asof_deleted`.
     pub async fn events(
         &self,
         view: &ResolvedView,
         start: i64,
         end: i64,
-    ) -> OfflineResult<ScannedRows> {
+    ) -> OfflineResult<ScannedEvents> {
         let bounds = TimeBounds {
             min: Some(start),
             max: Some(end),
@@ -543,12 +574,13 @@ impl OfflineStore {
         let has_created = scan
             .schema()
             .has_column_with_unqualified_name(FEATURE_CREATED);
-        let batches = scan
-            .collect()
+        let stream = scan
+            .execute_stream()
             .await
             .map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;
-        Ok(ScannedRows {
-            batches,
+        Ok(ScannedEvents {
+            stream,
+            view: view.clone(),
             key_count: view.join_keys.len(),
             has_created,
         })

@@ -45,6 +45,19 @@ impl ViewRows {
         self.event_ts.len()
     }
 
+    /// Moves `other`'s rows to the end of these.
+    pub fn append(&mut self, other: ViewRows) {
+        for (c, o) in self.keys.iter_mut().zip(other.keys) {
+            c.extend(o);
+        }
+        for (c, o) in self.features.iter_mut().zip(other.features) {
+            c.extend(o);
+        }
+        self.event_ts.extend(other.event_ts);
+        self.created_ts.extend(other.created_ts);
+        self.deleted.extend(other.deleted);
+    }
+
     /// Keeps the value rows only.
     fn drop_deletes(&mut self) {
         if !self.deleted.iter().any(|d| *d) {

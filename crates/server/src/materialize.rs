@@ -277,7 +277,7 @@ async fn materialize_events(
 ) -> ServerResult<(ViewReport, Option<i64>)> {
     let longest = view.view.longest_window().unwrap_or(i64::MAX);
     let from = asof_core::window::oldest_in_window(start, longest);
-    let events = offline.events(view, from, end).await?;
+    let mut events = offline.events(view, from, end).await?;
     let mut report = ViewReport {
         view: view.view.name.clone(),
         start: time::format_nanos(start),
@@ -294,15 +294,32 @@ async fn materialize_events(
         log_name: None,
     };
     let mut ordinals = crate::ingest::Ordinals::default();
-    for batch in &events.batches {
-        let rows = event_rows(view, batch, events.key_count, events.has_created)?;
-        report.keys += rows.len();
-        let written =
-            crate::ingest::write_events(store, project, view, rows, &targets, &mut ordinals)
-                .await?;
-        report.written += written.online;
-        newest = newest.max(written.newest_event);
-        progress(&view.view.name, report.keys);
+    // Streamed from the scan, written [`CHUNK`] events at a time.
+    let mut pending = crate::ingest::ViewRows::for_view(view, CHUNK);
+    loop {
+        let batch = events.next_batch().await?;
+        if let Some(batch) = &batch {
+            pending.append(event_rows(
+                view,
+                batch,
+                events.key_count,
+                events.has_created,
+            )?);
+        }
+        if pending.len() >= CHUNK || (batch.is_none() && !pending.is_empty()) {
+            let rows =
+                std::mem::replace(&mut pending, crate::ingest::ViewRows::for_view(view, CHUNK));
+            report.keys += rows.len();
+            let written =
+                crate::ingest::write_events(store, project, view, rows, &targets, &mut ordinals)
+                    .await?;
+            report.written += written.online;
+            newest = newest.max(written.newest_event);
+            progress(&view.view.name, report.keys);
+        }
+        if batch.is_none() {
+            break;
+        }
     }
     report.feature_values = report.keys * view.view.event_columns().len();
     Ok((report, newest))
