@@ -66,8 +66,8 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
         };
         println!("project {}", registry.project);
         println!(
-            "\n{:<28} {:>10} {:>8}  {:<19}  {:<19}  {}",
-            "VIEW", "ROWS", "DELETED", "NEWEST EVENT", "WATERMARK", "LAG"
+            "\n{:<28} {:>10} {:>8}  {:<19}  {:<19}  LAG",
+            "VIEW", "ROWS", "DELETED", "NEWEST EVENT", "WATERMARK"
         );
         for v in &views {
             println!(
@@ -94,15 +94,14 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
         }
         if !indexes.is_empty() {
             println!(
-                "\n{:<20} {:<6} {:>9} {:>7}  {:<32}  {:<19}  {:>6}  {}",
+                "\n{:<20} {:<6} {:>9} {:>7}  {:<32}  {:<19}  {:>6}  LAG",
                 "INDEX",
                 "LIVE",
                 "DOCUMENTS",
                 "CHUNKS",
                 "NEWEST SOURCE UPDATE",
                 "NEWEST INDEXED",
-                "BEHIND",
-                "LAG"
+                "BEHIND"
             );
             for i in &indexes {
                 println!(
@@ -121,8 +120,8 @@ pub async fn run(ctx: &Ctx, format: OutputFormat) -> Result<()> {
         }
         if !streams.is_empty() {
             println!(
-                "\n{:<20} {:<36} {:<14} {:<14} {:>12}  {:<19}  {}",
-                "STREAM", "SLOT", "APPLIED LSN", "SERVER LSN", "LAG BYTES", "LAST COMMIT", "STATE"
+                "\n{:<20} {:<36} {:<14} {:<14} {:>12}  {:<19}  STATE",
+                "STREAM", "SLOT", "APPLIED LSN", "SERVER LSN", "LAG BYTES", "LAST COMMIT"
             );
             for s in &streams {
                 let state = match (&s.error, s.slot_active) {
