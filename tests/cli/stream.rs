@@ -263,12 +263,11 @@ fn online_follows_the_table_and_training_sets_match_what_serving_answered() {
     );
 }
 
-/// Per driver: (clicks_1h, dwell_sum_1h) as the server answers as of `as_of`.
-fn online_clicks(
-    server: &Server,
-    ids: &[i64],
-    as_of: Option<&str>,
-) -> BTreeMap<i64, (i64, Option<f64>)> {
+/// A driver's `(clicks_1h, dwell_sum_1h)`.
+type Clicks = (i64, Option<f64>);
+
+/// Per driver: its clicks as the server answers as of `as_of`.
+fn online_clicks(server: &Server, ids: &[i64], as_of: Option<&str>) -> BTreeMap<i64, Clicks> {
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     let entity = format!("driver_id={}", list.join(","));
     let url = server.url();
@@ -329,7 +328,7 @@ fn inserts_are_events_of_an_aggregated_view_online_and_offline_alike() {
     let ids = [1, 2, 3];
     // Every insert is an event, even two equal ones in one transaction; an update or delete of an
     // event row changes nothing (what happened stays counted).
-    let steps: [(&str, [(i64, Option<f64>); 3]); 4] = [
+    let steps: [(&str, [Clicks; 3]); 4] = [
         (
             "BEGIN; INSERT INTO clicks (driver_id, dwell) VALUES (1, 10.0); INSERT INTO clicks (driver_id, dwell) VALUES (1, 10.0); COMMIT",
             [(4, Some(24.0)), (1, Some(4.0)), (0, None)],
@@ -355,7 +354,7 @@ fn inserts_are_events_of_an_aggregated_view_online_and_offline_alike() {
         if let Some(sql) = sql {
             pg.psql("rides", sql);
         }
-        let want: BTreeMap<i64, (i64, Option<f64>)> = ids.iter().copied().zip(want).collect();
+        let want: BTreeMap<i64, Clicks> = ids.iter().copied().zip(want).collect();
         // The last step is the only one that changes what serving shows; the others are waited
         // for through the stream's checkpoint passing them.
         let lsn = parse_lsn(pg.psql("rides", "SELECT pg_current_wal_lsn()").trim());
