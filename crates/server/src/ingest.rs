@@ -2,12 +2,11 @@
 //! and to the online store, in that order. `PushFeatures` and the PostgreSQL stream both call
 //! [`write_rows`], so what training reads and what serving answers come from the same events.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use asof_core::ResolvedView;
-use std::collections::HashMap;
-
 use asof_core::keys::{KeyValue, encode_entity_key, events_key, store_key};
 use asof_core::value::{StoredEvent, StoredRow, Value, encode_delete};
 use asof_online::OnlineStore;
@@ -212,7 +211,7 @@ pub async fn write_events(
     let columns = view.view.event_columns();
     let longest = view.view.longest_window().unwrap_or(i64::MAX);
     let mut ordinals = Vec::with_capacity(n);
-    let mut logs: HashMap<Vec<u8>, (Vec<Vec<u8>>, i64)> = HashMap::new();
+    let mut logs: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
     for row in 0..n {
         let keys: Vec<&KeyValue> = rows.keys.iter().map(|c| &c[row]).collect();
         let entity = encode_entity_key(&names, &keys);
@@ -233,11 +232,9 @@ pub async fn write_events(
         };
         *ordinal += 1;
         if targets.online {
-            let log = logs
-                .entry(events_key(project, &view.view.name, &entity))
-                .or_insert_with(|| (Vec::new(), i64::MIN));
-            log.0.push(member.encode());
-            log.1 = log.1.max(ts);
+            logs.entry(events_key(project, &view.view.name, &entity))
+                .or_default()
+                .push(member.encode());
         }
     }
     let mut written = Written {
@@ -251,11 +248,9 @@ pub async fn write_events(
         written.logged = n;
     }
     if targets.online {
-        let logs = logs
-            .into_iter()
-            .map(|(key, (members, _))| (key, members))
-            .collect();
-        written.online = store.append_events(logs, longest).await?;
+        written.online = store
+            .append_events(logs.into_iter().collect(), longest)
+            .await?;
         written.skipped = n - written.online;
     }
     Ok(written)
