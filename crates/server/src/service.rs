@@ -317,13 +317,23 @@ impl Serving {
             }
             slots.push(view_slots);
         }
-        let (raw, logs) = tokio::try_join!(self.store.read(lookups), async {
-            if ranges.is_empty() {
-                Ok(Vec::new())
-            } else {
-                self.store.read_events(ranges).await
+        // A request of only plain (or only aggregated) views makes no call for the other kind.
+        let (raw, logs) = tokio::try_join!(
+            async {
+                if lookups.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.store.read(lookups).await
+                }
+            },
+            async {
+                if ranges.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.store.read_events(ranges).await
+                }
             }
-        })?;
+        )?;
         let aggregated: Vec<crate::aggregate::Aggregated> = logs
             .iter()
             .zip(range_view)
