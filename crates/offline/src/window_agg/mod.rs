@@ -13,11 +13,13 @@
 //!
 //! 1. **Build.** Group entity rows by key, each group ordered by time (slots).
 //! 2. **Probe.** An event of key `k` at `ts` is kept only if some slot of `k` sees it: the first
-//!    slot at or after `ts` is within the longest window of it. Only the key group, times, input
-//!    order and aggregated columns of kept events are held.
-//! 3. **Slide.** Kept events are bucketed by key (a counting sort), each key's run ordered by
-//!    `(ts, created, input order)`, and [`asof_core::window::slide`] walks each run once against
-//!    the key's slots: running sums, monotonic queues for `min`/`max`.
+//!    slot at or after `ts` is within the longest window of it. Only the key group, times (and
+//!    created times and push ordinals, when the events have them) and the requested aggregations'
+//!    columns of kept events are held, in input order.
+//! 3. **Slide.** Kept events are bucketed by key (a counting sort that keeps input order), each
+//!    key's run ordered by `(ts, created, ordinal, input order)`, and
+//!    [`asof_core::window::slide`] walks each run once against the key's slots: running sums,
+//!    monotonic queues for `min`/`max`. Runs are sorted, and aggregates slid, on all cores.
 //!
 //! Work is O(events + entity rows + kept events * log(run length)); memory grows with the entity
 //! table and the events in reach, not with the whole history.
