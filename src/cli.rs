@@ -137,6 +137,27 @@ pub enum Command {
         /// their metrics on the metrics endpoint.
         #[arg(long)]
         stream: bool,
+        /// Also serve Feast's feature-server endpoints over HTTP here (/get-online-features,
+        /// /push, /write-to-online-store, /health), for Feast's `online_store: {type: remote}`.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Serve Arrow Flight training sets on this address too (Feast's remote offline store
+        /// defaults to port 8815). They are always served on the gRPC address.
+        #[arg(long, value_name = "ADDR")]
+        flight: Option<std::net::SocketAddr>,
+        /// Serve MCP (streamable HTTP) at /mcp on the --http address.
+        #[arg(long, requires = "http")]
+        mcp: bool,
+        /// Let MCP clients push rows (the `push` tool); read-only otherwise.
+        #[arg(long, requires = "mcp")]
+        allow_push: bool,
+    },
+    /// Serve MCP over stdin and stdout, for a desktop agent: tools to list and read features,
+    /// search documents and see freshness, over the repo's online store.
+    Mcp {
+        /// Let the agent push rows (the `push` tool); read-only otherwise.
+        #[arg(long)]
+        allow_push: bool,
     },
     /// Follow the repo's PostgreSQL sources and indexes by logical replication: every insert,
     /// update and delete reaches the online store, the offline push log and the indexes.

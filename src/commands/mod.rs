@@ -120,6 +120,10 @@ pub fn run(cli: Cli) -> Result<()> {
             tls_cert,
             tls_key,
             stream,
+            http,
+            flight,
+            mcp,
+            allow_push,
         } => runtime_with_workers(workers)?.block_on(online::serve(
             &ctx,
             online::ServeArgs {
@@ -128,8 +132,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 log_retrievals,
                 tls: tls_cert.zip(tls_key),
                 stream,
+                http,
+                flight,
+                mcp: mcp.then_some(allow_push),
             },
         )),
+        Command::Mcp { allow_push } => runtime()?.block_on(online::mcp(&ctx, allow_push)),
         Command::Stream { sources } => runtime()?.block_on(stream::run(&ctx, &sources)),
         Command::Status(f) => runtime()?.block_on(status::run(&ctx, f.output)),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),

@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use asof_core::time::{format_nanos, parse_instant, to_nanos};
+use asof_offline::OfflineStore;
 use asof_retrieval::{IndexStore, LiveIndexes};
 use asof_server::auth::Tokens;
 use asof_server::convert::{nanos, timestamp, to_proto};
+use asof_server::flight::TrainingSetFlight;
 use asof_server::materialize::{incremental_start, materialize as run_materialize, select_views};
 use asof_server::proto::v1::feature_serving_client::FeatureServingClient;
 use asof_server::proto::v1::get_online_features_request::Kind;
@@ -108,6 +110,40 @@ pub struct ServeArgs {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Run the repo's streams in this process.
     pub stream: bool,
+    /// Feast's HTTP endpoints.
+    pub http: Option<SocketAddr>,
+    /// Arrow Flight on a port of its own.
+    pub flight: Option<SocketAddr>,
+    /// MCP at /mcp on the HTTP address; `Some(allow_push)`.
+    pub mcp: Option<bool>,
+}
+
+/// The serving state of the repo: its followed registry, online store, indexes, limits and push
+/// log; what `serve` and `mcp` both answer from.
+async fn repo_serving(
+    ctx: &Ctx,
+    config: &asof_core::config::RepoConfig,
+) -> Result<(Serving, String)> {
+    // Followed while serving: an `apply` or `materialize` takes effect on the next request.
+    let registry = FollowedRegistry::follow(&config.registry_path(&ctx.repo))?;
+    let store = asof_online::open(&config.online_store, &ctx.repo)
+        .await
+        .context("opening the online store")?;
+    let described = store.describe();
+    let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
+    let serving = Serving::following(registry, store)
+        .with_indexes(live)
+        .with_limits(config.serving.limits.clone())
+        .with_push_log(config.offline_store.push_log_root(&ctx.repo));
+    Ok((serving, described))
+}
+
+/// `asof mcp`: MCP over stdio. Nothing but the protocol may reach stdout.
+pub async fn mcp(ctx: &Ctx, allow_push: bool) -> Result<()> {
+    let config = ctx.config()?;
+    let (serving, _) = repo_serving(ctx, &config).await?;
+    asof_server::mcp::serve_stdio(serving, allow_push).await?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -130,6 +166,9 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         log_retrievals,
         tls,
         stream,
+        http,
+        flight,
+        mcp,
     } = args;
     let config = ctx.config()?;
     let read =
@@ -146,27 +185,17 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             .map(|a| Tokens::load(a, &ctx.repo))
             .transpose()?,
     };
-    // Followed while serving: an `apply` or `materialize` takes effect on the next request.
-    let registry = FollowedRegistry::follow(&config.registry_path(&ctx.repo))?;
-    let store = asof_online::open(&config.online_store, &ctx.repo)
-        .await
-        .context("opening the online store")?;
-    let described = store.describe();
+    let (mut serving, described) = repo_serving(ctx, &config).await?;
     let (views, indexes) = {
-        let snap = registry.snapshot();
+        let snap = serving.snapshot();
         (
             snap.registry.feature_views.len(),
             snap.registry.document_indexes.len(),
         )
     };
-    let live = LiveIndexes::new(IndexStore::new(config.index_path(&ctx.repo)));
     let stream_metrics = asof_stream::StreamMetrics::default();
-    let streamed_registry = stream.then(|| registry.snapshot().registry.clone());
-    let stream_store = Arc::clone(&store);
-    let mut serving = Serving::following(registry, store)
-        .with_indexes(live)
-        .with_limits(config.serving.limits.clone())
-        .with_push_log(config.offline_store.push_log_root(&ctx.repo));
+    let streamed_registry = stream.then(|| serving.snapshot().registry.clone());
+    let stream_store = Arc::clone(serving.online_store());
     if stream {
         serving = serving.with_extra_metrics(|r| stream_metrics.register(r));
     }
@@ -199,10 +228,20 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             }
         })
     });
-    let shutdown = async {
+    // One signal stops every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         shutdown_signal().await;
         eprintln!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     };
+    let shutdown = stopped();
     let metrics_listener = asof_server::metrics::Metrics::bind(metrics).await?;
     eprintln!(
         "metrics on http://{}/metrics",
@@ -219,7 +258,69 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     } else {
         ""
     };
-    let served = serve_secured(serving, grpc, security, shutdown, move |addr| {
+    // Training sets over Flight read the offline store as `asof training-set` does.
+    let limit = asof_offline::memory::MemoryLimit::default_for_machine();
+    let offline = match limit {
+        Some(l) => OfflineStore::with_memory_limit(&ctx.repo, l),
+        None => OfflineStore::new(&ctx.repo),
+    }
+    .with_push_log(config.offline_store.push_log_root(&ctx.repo));
+    let flight_service = TrainingSetFlight::new(serving.clone(), Arc::new(offline));
+    let mut side_tasks = Vec::new();
+    if let Some(addr) = flight {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        side_tasks.push(tokio::spawn(asof_server::service::serve_flight(
+            flight_service.clone(),
+            addr,
+            security.clone(),
+            stopped(),
+            move |a| {
+                let _ = ready_tx.send(a);
+            },
+        )));
+        if let Ok(a) = ready_rx.await {
+            println!("Arrow Flight training sets on grpc://{a}{auth}");
+        }
+    }
+    if let Some(addr) = http {
+        let mcp_routes = mcp.map(|allow_push| {
+            axum::Router::new().nest_service(
+                "/mcp",
+                asof_server::mcp::http_service(serving.clone(), allow_push),
+            )
+        });
+        let router =
+            asof_server::http::router(serving.clone(), security.tokens.clone(), mcp_routes);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        side_tasks.push(tokio::spawn(asof_server::http::serve(
+            router,
+            addr,
+            stopped(),
+            move |a| {
+                let _ = ready_tx.send(a);
+            },
+        )));
+        match ready_rx.await {
+            Ok(a) => {
+                println!("Feast HTTP endpoints on http://{a}{auth}");
+                if let Some(allow_push) = mcp {
+                    let mode = if allow_push {
+                        "read-write"
+                    } else {
+                        "read-only"
+                    };
+                    println!("MCP ({mode}) on http://{a}/mcp");
+                }
+            }
+            Err(_) => {
+                // The task ended before it was ready: its error says why.
+                if let Some(task) = side_tasks.pop() {
+                    task.await??;
+                }
+            }
+        }
+    }
+    let served = serve_secured(serving, grpc, security, Some(flight_service), shutdown, move |addr| {
         // Tests and scripts wait for this line.
         println!(
             "asof serving {views} feature views and {indexes} document indexes from {described} on {scheme}://{addr}{auth}"
@@ -229,6 +330,11 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     if let Some((stop, task)) = streams {
         let _ = stop.send(true);
         let _ = task.await;
+    }
+    for task in side_tasks {
+        if let Ok(Err(e)) = task.await {
+            eprintln!("error: {e}");
+        }
     }
     metrics_task.abort();
     if let Some(f) = flusher {

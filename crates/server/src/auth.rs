@@ -88,24 +88,36 @@ impl Tokens {
         ok
     }
 
-    /// Admits a request with `authorization: Bearer <token>` (a tonic interceptor's body).
-    pub fn check(&self, req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(header) = req.metadata().get("authorization") else {
-            return Err(Status::unauthenticated(
+    /// Admits a request whose `authorization` header is `Bearer <token>` with an accepted token:
+    /// the one rule of every front end (gRPC, Flight, HTTP, MCP).
+    pub fn admit(&self, header: Option<&[u8]>) -> Result<(), &'static str> {
+        let Some(header) = header else {
+            return Err(
                 "this server requires a token: send `authorization: Bearer <token>` (asof query --token)",
-            ));
+            );
         };
         let token = header
-            .as_bytes()
             .strip_prefix(b"Bearer ")
-            .or_else(|| header.as_bytes().strip_prefix(b"bearer "));
+            .or_else(|| header.strip_prefix(b"bearer "));
         match token {
-            Some(t) if self.accepts(t) => Ok(req),
-            Some(_) => Err(Status::unauthenticated("the bearer token is not accepted")),
-            None => Err(Status::unauthenticated(
-                "the authorization header must be `Bearer <token>`",
-            )),
+            Some(t) if self.accepts(t) => Ok(()),
+            Some(_) => Err("the bearer token is not accepted"),
+            None => Err("the authorization header must be `Bearer <token>`"),
         }
+    }
+
+    /// [`Tokens::admit`] as a tonic interceptor's body.
+    pub fn check(&self, req: Request<()>) -> Result<Request<()>, Status> {
+        let header = req.metadata().get("authorization").map(|h| h.as_bytes());
+        self.admit(header).map_err(Status::unauthenticated)?;
+        Ok(req)
+    }
+}
+
+/// Every tonic service of a server with tokens checks them first.
+impl tonic::service::Interceptor for Tokens {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        self.check(req)
     }
 }
 

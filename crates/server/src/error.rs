@@ -34,6 +34,18 @@ impl From<ServerError> for tonic::Status {
             ServerError::Core(asof_core::CoreError::Request(m)) => {
                 tonic::Status::invalid_argument(m.clone())
             }
+            ServerError::Offline(o) => {
+                use asof_offline::OfflineError as O;
+                match o {
+                    O::EntityTable { .. }
+                    | O::Request(_)
+                    | O::Core(asof_core::CoreError::Request(_)) => {
+                        tonic::Status::invalid_argument(e.to_string())
+                    }
+                    O::MemoryLimit { .. } => tonic::Status::resource_exhausted(e.to_string()),
+                    _ => tonic::Status::internal(e.to_string()),
+                }
+            }
             ServerError::Online(OnlineError::Unavailable { .. }) => {
                 tonic::Status::unavailable(e.to_string())
             }

@@ -148,6 +148,11 @@ impl Serving {
         self.metrics.clone()
     }
 
+    /// The online store this server reads (for `status` over MCP).
+    pub fn online_store(&self) -> &Arc<dyn OnlineStore> {
+        &self.store
+    }
+
     /// Runs an RPC body, recording its latency and outcome.
     async fn observed<T>(
         &self,
@@ -799,6 +804,24 @@ pub struct Security {
     pub tokens: Option<crate::auth::Tokens>,
 }
 
+/// Bearer-token checks on a tonic service, when the server has tokens.
+type Guarded<S> = tonic::service::interceptor::InterceptedService<S, crate::auth::Tokens>;
+
+/// `service` as itself without tokens, or behind their check: two optional services keep one
+/// router type, and only a server with tokens pays for the interceptor (it converts every
+/// request and response between http and tonic types).
+fn guard<S>(service: S, tokens: Option<&crate::auth::Tokens>) -> (Option<S>, Option<Guarded<S>>) {
+    match tokens.cloned() {
+        None => (Some(service), None),
+        Some(tokens) => (
+            None,
+            Some(tonic::service::interceptor::InterceptedService::new(
+                service, tokens,
+            )),
+        ),
+    }
+}
+
 /// Serves `serving` on `addr` with health checking and reflection until `shutdown` resolves.
 pub async fn serve(
     serving: Serving,
@@ -806,23 +829,20 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> ServerResult<()> {
-    serve_secured(serving, addr, Security::default(), shutdown, on_ready).await
+    serve_secured(serving, addr, Security::default(), None, shutdown, on_ready).await
 }
 
-/// [`serve`] with TLS and token authentication as `security` says.
+/// [`serve`] with TLS and token authentication as `security` says, and Arrow Flight training
+/// sets on the same port when `flight` is given.
 pub async fn serve_secured(
     serving: Serving,
     addr: SocketAddr,
     security: Security,
+    flight: Option<crate::flight::TrainingSetFlight>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> ServerResult<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Transport(format!("cannot listen on {addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| ServerError::Transport(e.to_string()))?;
+    let (listener, local) = bind(addr).await?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<FeatureServingServer<Serving>>()
@@ -834,29 +854,62 @@ pub async fn serve_secured(
     let service = FeatureServingServer::new(serving)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let mut builder = tonic::transport::Server::builder()
+    let router = builder(&security)?
         .timeout(crate::deadline::REQUEST_TIMEOUT)
-        .tcp_nodelay(true);
+        .add_service(health_service)
+        .add_service(reflection);
+    let (open, guarded) = guard(service, security.tokens.as_ref());
+    let (flight_open, flight_guarded) = match flight {
+        Some(f) => guard(f.into_server(), security.tokens.as_ref()),
+        None => (None, None),
+    };
+    let router = router
+        .add_optional_service(open)
+        .add_optional_service(guarded)
+        .add_optional_service(flight_open)
+        .add_optional_service(flight_guarded);
+    on_ready(local);
+    router
+        .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
+        .await
+        .map_err(|e| ServerError::Transport(e.to_string()))
+}
+
+async fn bind(addr: SocketAddr) -> ServerResult<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Transport(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Transport(e.to_string()))?;
+    Ok((listener, local))
+}
+
+/// A tonic server with TLS as `security` says.
+fn builder(security: &Security) -> ServerResult<tonic::transport::Server> {
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
     if let Some((cert, key)) = &security.tls {
         let identity = tonic::transport::Identity::from_pem(cert, key);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| ServerError::Config(format!("TLS certificate or key: {e}")))?;
     }
-    let router = builder.add_service(health_service).add_service(reflection);
-    // Only a server with tokens pays for the interceptor (it converts every request and response
-    // between http and tonic types); the two optional services keep one router type.
-    let (open, guarded) = match security.tokens.clone() {
-        None => (Some(service), None),
-        Some(tokens) => (
-            None,
-            Some(tonic::service::interceptor::InterceptedService::new(
-                service,
-                move |req: Request<()>| tokens.check(req),
-            )),
-        ),
-    };
-    let router = router
+    Ok(builder)
+}
+
+/// Serves Arrow Flight training sets alone on `addr` (`asof serve --flight`; Feast's remote
+/// offline store expects a port of its own), with the gRPC port's TLS and tokens. No request
+/// timeout: a training set streams for as long as it takes.
+pub async fn serve_flight(
+    flight: crate::flight::TrainingSetFlight,
+    addr: SocketAddr,
+    security: Security,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr) + Send + 'static,
+) -> ServerResult<()> {
+    let (listener, local) = bind(addr).await?;
+    let (open, guarded) = guard(flight.into_server(), security.tokens.as_ref());
+    let router = builder(&security)?
         .add_optional_service(open)
         .add_optional_service(guarded);
     on_ready(local);

@@ -22,6 +22,7 @@ async fn start(serving: Serving, security: Security) -> SocketAddr {
             serving,
             "127.0.0.1:0".parse().unwrap(),
             security,
+            None,
             std::future::pending(),
             move |addr| {
                 let _ = tx.send(addr);
