@@ -412,22 +412,12 @@ class Store:
         as_of: Union[_dt.datetime, str, None] = None,
     ) -> SearchResult:
         """The chunks of `index` nearest to `query` (`mode`: dense, sparse or hybrid)."""
-        if mode not in _MODES:
-            raise ValueError(f"mode={mode!r}: use dense, sparse or hybrid")
         request = pb.SearchDocumentsRequest(
-            index=index, text=query, k=k, mode=_MODES[mode], filters=dict(filters or {})
+            index=index, text=query, k=k, mode=_mode(mode), filters=dict(filters or {})
         )
         if as_of is not None:
             request.as_of.CopyFrom(_timestamp(as_of))
-        r = self._call(self._stub.SearchDocuments, request)
-        return SearchResult(
-            index=r.index,
-            version=r.version,
-            model=r.model,
-            hits=[_hit(h) for h in r.hits],
-            abstained=r.abstained,
-            excluded=dict(r.excluded),
-        )
+        return _search_result(self._call(self._stub.SearchDocuments, request))
 
     def retrieve_and_rank(
         self,
@@ -443,13 +433,11 @@ class Store:
     ) -> SearchResult:
         """`search`, then each hit's document features (the index's reranker features, or
         `features`) read as of now or `as_of`, in hit order."""
-        if mode not in _MODES:
-            raise ValueError(f"mode={mode!r}: use dense, sparse or hybrid")
         request = pb.RetrieveAndRankRequest(
             index=index,
             text=query,
             k=k,
-            mode=_MODES[mode],
+            mode=_mode(mode),
             filters=dict(filters or {}),
             features=list(features or []),
             request_id=request_id,
@@ -457,16 +445,29 @@ class Store:
         if as_of is not None:
             request.as_of.CopyFrom(_timestamp(as_of))
         r = self._call(self._stub.RetrieveAndRank, request)
-        return SearchResult(
-            index=r.index,
-            version=r.version,
-            model=r.model,
-            hits=[_hit(h) for h in r.hits],
-            abstained=r.abstained,
-            excluded=dict(r.excluded),
+        return _search_result(
+            r,
             features=OnlineResponse._from_proto(r.features) if r.HasField("features") else None,
             request_id=r.request_id,
         )
+
+
+def _mode(mode: Optional[str]) -> int:
+    if mode not in _MODES:
+        raise ValueError(f"mode={mode!r}: use dense, sparse or hybrid (or None for the index's own)")
+    return _MODES[mode]
+
+
+def _search_result(r, **extra: Any) -> SearchResult:
+    return SearchResult(
+        index=r.index,
+        version=r.version,
+        model=r.model,
+        hits=[_hit(h) for h in r.hits],
+        abstained=r.abstained,
+        excluded=dict(r.excluded),
+        **extra,
+    )
 
 
 def _columnar(rows: Union[Sequence[Mapping[str, Any]], Mapping[str, Sequence[Any]]]) -> Dict[str, List[Any]]:

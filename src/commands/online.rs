@@ -170,6 +170,15 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         flight,
         mcp,
     } = args;
+    // The HTTP endpoints are plaintext: beside a TLS server they stay on loopback.
+    if let Some(addr) = http
+        && tls.is_some()
+        && !addr.ip().is_loopback()
+    {
+        bail!(
+            "--http {addr} would serve plaintext HTTP beside a TLS server: bind it to loopback (127.0.0.1) and put a TLS proxy in front, or drop --http"
+        );
+    }
     let config = ctx.config()?;
     let read =
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading TLS file {}", p.display()));

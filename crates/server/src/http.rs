@@ -8,10 +8,8 @@
 //! body (a JSON string holding `{module, class, message}`), which Feast's client raises as the
 //! named exception.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use asof_core::time;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -25,12 +23,9 @@ use serde_json::{Value as Json, json};
 
 use crate::auth::Tokens;
 use crate::error::ServerError;
-use crate::json::{key_from_json, push_from_json, timestamp_json, to_json};
-use crate::proto::v1::get_online_features_request::Kind as RequestKind;
-use crate::proto::v1::{
-    FeatureList, FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse, PushTarget,
-    RepeatedValue,
-};
+use crate::json::{OnlineFeaturesJson, push_from_json, timestamp_json, to_json};
+use crate::metrics::Metrics;
+use crate::proto::v1::{FieldStatus, GetOnlineFeaturesResponse, PushTarget};
 use crate::service::Serving;
 
 /// An error as Feast's feature server answers it.
@@ -108,69 +103,10 @@ fn parse<T: DeserializeOwned>(endpoint: &str, body: &[u8]) -> HttpResult<T> {
     })
 }
 
-/// The body of `POST /get-online-features`.
-#[derive(Debug, Deserialize)]
-struct OnlineFeaturesBody {
-    entities: HashMap<String, Vec<Json>>,
-    #[serde(default)]
-    features: Vec<String>,
-    #[serde(default)]
-    feature_service: Option<String>,
-    #[serde(default)]
-    full_feature_names: bool,
-    /// Feast's versioned views; asof keeps one definition per name, so there is nothing to add.
-    #[serde(default)]
-    #[allow(dead_code)]
-    include_feature_view_version_metadata: bool,
-    /// asof's addition: read as of this time (RFC 3339) instead of now.
-    #[serde(default)]
-    as_of: Option<String>,
-}
-
 /// `POST /get-online-features`.
 async fn get_online_features(State(serving): State<Serving>, body: Bytes) -> HttpResult<Response> {
-    let body: OnlineFeaturesBody = parse("/get-online-features", &body)?;
-    let mut entities = HashMap::with_capacity(body.entities.len());
-    for (key, values) in body.entities {
-        let values = values
-            .iter()
-            .enumerate()
-            .map(|(row, v)| {
-                key_from_json(v)
-                    .map_err(|e| HttpError::unprocessable(format!("entity `{key}` row {row}: {e}")))
-            })
-            .collect::<HttpResult<Vec<_>>>()?;
-        entities.insert(key, RepeatedValue { values });
-    }
-    let kind = match (body.feature_service, body.features.is_empty()) {
-        (Some(s), true) => RequestKind::FeatureService(s),
-        (None, false) => RequestKind::Features(FeatureList {
-            features: body.features,
-        }),
-        (Some(_), false) => {
-            return Err(HttpError::unprocessable(
-                "name `features` or a `feature_service`, not both",
-            ));
-        }
-        (None, true) => {
-            return Err(HttpError::unprocessable(
-                "name the `features` (`view:feature`) or a `feature_service`",
-            ));
-        }
-    };
-    let as_of = body
-        .as_of
-        .map(|t| time::parse_instant(&t).map(|t| crate::convert::timestamp(time::to_nanos(t))))
-        .transpose()
-        .map_err(|e| HttpError::unprocessable(format!("`as_of`: {e}")))?;
-    let response = serving
-        .get_online_features(GetOnlineFeaturesRequest {
-            kind: Some(kind),
-            entities,
-            full_feature_names: body.full_feature_names,
-            as_of,
-        })
-        .await?;
+    let body: OnlineFeaturesJson = parse("/get-online-features", &body)?;
+    let response = serving.get_online_features(body.into_request()?).await?;
     Ok(json_response(&online_json(&response)))
 }
 
@@ -329,8 +265,36 @@ async fn authorize(State(tokens): State<Tokens>, request: Request, next: Next) -
     }
 }
 
+/// Counts each Feast endpoint's requests and latency beside the gRPC ones (`/metrics`), with the
+/// HTTP status read as the gRPC code it stands for.
+async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let rpc = match request.uri().path() {
+        "/get-online-features" => "HTTP /get-online-features",
+        "/push" => "HTTP /push",
+        "/write-to-online-store" => "HTTP /write-to-online-store",
+        _ => return next.run(request).await,
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let code = match response.status() {
+        s if s.is_success() => tonic::Code::Ok,
+        StatusCode::NOT_FOUND => tonic::Code::NotFound,
+        StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+        StatusCode::CONFLICT => tonic::Code::FailedPrecondition,
+        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::OutOfRange,
+        StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+        s if s.is_client_error() => tonic::Code::InvalidArgument,
+        _ => tonic::Code::Internal,
+    };
+    metrics.observe(rpc, started, code, code == tonic::Code::Unavailable);
+    response
+}
+
 /// Feast's endpoints over `serving`, plus `extra` routes (MCP's `/mcp`), all behind `tokens`.
+/// Bodies are capped at `serving.limits.max_request_bytes` (413 beyond it), as gRPC requests are.
 pub fn router(serving: Serving, tokens: Option<Tokens>, extra: Option<Router>) -> Router {
+    let metrics = serving.metrics();
+    let max_body = serving.limits().max_request_bytes;
     let mut router = Router::new()
         .route("/get-online-features", post(get_online_features))
         .route("/push", post(push))
@@ -340,9 +304,9 @@ pub fn router(serving: Serving, tokens: Option<Tokens>, extra: Option<Router>) -
     if let Some(extra) = extra {
         router = router.merge(extra);
     }
-    let router = router.layer(axum::extract::DefaultBodyLimit::max(
-        crate::service::MAX_MESSAGE_BYTES,
-    ));
+    let router = router
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(metrics, record));
     match tokens {
         Some(t) => router.layer(axum::middleware::from_fn_with_state(t, authorize)),
         None => router,

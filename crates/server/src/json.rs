@@ -149,6 +149,80 @@ pub fn value_from_json(j: &Json, dtype: &DType) -> Result<v1::Value, String> {
     Ok(v1::Value { kind })
 }
 
+/// A `GetOnlineFeatures` request in JSON: Feast's `/get-online-features` body, and the MCP
+/// tool's arguments (one shape, one conversion).
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct OnlineFeaturesJson {
+    /// Join key -> one value per entity row, e.g. {"driver_id": [1001, 1002]}.
+    pub entities: HashMap<String, Vec<Json>>,
+    /// Feature references `view:feature` (or a bare `view` for all its features).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// A feature service to read instead of `features`.
+    #[serde(default)]
+    pub feature_service: Option<String>,
+    /// Name columns `view__feature` instead of `feature`.
+    #[serde(default)]
+    pub full_feature_names: bool,
+    /// Feast's versioned views; asof keeps one definition per name, so there is nothing to add.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub include_feature_view_version_metadata: bool,
+    /// asof's addition: read as of this instant (RFC 3339) instead of now.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+impl OnlineFeaturesJson {
+    pub fn into_request(self) -> ServerResult<v1::GetOnlineFeaturesRequest> {
+        use v1::get_online_features_request::Kind as RequestKind;
+        let invalid = ServerError::InvalidArgument;
+        let mut entities = HashMap::with_capacity(self.entities.len());
+        for (key, values) in self.entities {
+            let values = values
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    key_from_json(v).map_err(|e| invalid(format!("entity `{key}` row {row}: {e}")))
+                })
+                .collect::<ServerResult<Vec<_>>>()?;
+            entities.insert(key, RepeatedValue { values });
+        }
+        let kind = match (self.feature_service, self.features.is_empty()) {
+            (Some(s), true) => RequestKind::FeatureService(s),
+            (None, false) => RequestKind::Features(v1::FeatureList {
+                features: self.features,
+            }),
+            (Some(_), false) => {
+                return Err(invalid(
+                    "name `features` or a `feature_service`, not both".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "name the `features` (e.g. [\"driver_hourly_stats:conv_rate\"]) or a `feature_service`".into(),
+                ));
+            }
+        };
+        Ok(v1::GetOnlineFeaturesRequest {
+            kind: Some(kind),
+            entities,
+            full_feature_names: self.full_feature_names,
+            as_of: as_of_from_json(self.as_of.as_deref())?,
+        })
+    }
+}
+
+/// An `as_of` argument: RFC 3339, a date, or `now`.
+pub fn as_of_from_json(text: Option<&str>) -> ServerResult<Option<prost_types::Timestamp>> {
+    text.map(|t| {
+        time::parse_instant(t)
+            .map(|t| timestamp(time::to_nanos(t)))
+            .map_err(|e| ServerError::InvalidArgument(format!("`as_of`: {e}")))
+    })
+    .transpose()
+}
+
 /// Feast's columnar `df` as a push to `view`, each column typed as the view declares it.
 /// `feast_names` reads Feast's fixed `event_timestamp`/`created` columns as the source's own.
 pub fn push_from_json(

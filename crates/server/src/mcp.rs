@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use asof_core::time;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -24,12 +23,10 @@ use serde_json::{Value as Json, json};
 
 use crate::error::ServerError;
 use crate::http::online_json;
-use crate::json::{key_from_json, push_from_json};
-use crate::proto::v1::get_online_features_request::Kind as RequestKind;
+use crate::json::{OnlineFeaturesJson, as_of_from_json, push_from_json};
 use crate::proto::v1::{
-    DocumentHit, FeatureList, GetOnlineFeaturesRequest, PushTarget, RepeatedValue,
-    RetrieveAndRankRequest, SearchDocumentsRequest, SearchMode, retrieve_and_rank_request,
-    search_documents_request,
+    DocumentHit, PushTarget, RetrieveAndRankRequest, SearchDocumentsRequest, SearchMode,
+    retrieve_and_rank_request, search_documents_request,
 };
 use crate::service::Serving;
 
@@ -46,12 +43,7 @@ fn failed(e: ServerError) -> String {
 
 /// `as_of` as the tools take it: RFC 3339, a date, or `now`.
 fn as_of(text: Option<&str>) -> Result<Option<prost_types::Timestamp>, String> {
-    text.map(|t| {
-        time::parse_instant(t)
-            .map(|t| crate::convert::timestamp(time::to_nanos(t)))
-            .map_err(|e| format!("`as_of`: {e}"))
-    })
-    .transpose()
+    as_of_from_json(text).map_err(failed)
 }
 
 fn search_mode(mode: Option<&str>) -> Result<i32, String> {
@@ -84,24 +76,6 @@ fn hit_json(h: &DocumentHit) -> Json {
 pub struct DescribeArgs {
     /// The name of a feature view, source, entity, feature service or document index.
     pub name: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct OnlineArgs {
-    /// Feature references `view:feature` (or a bare `view` for all its features).
-    #[serde(default)]
-    pub features: Vec<String>,
-    /// A feature service to read instead of `features`.
-    #[serde(default)]
-    pub feature_service: Option<String>,
-    /// Join key -> one value per entity row, e.g. {"driver_id": [1001, 1002]}.
-    pub entities: HashMap<String, Vec<Json>>,
-    /// Name columns `view__feature` instead of `feature`.
-    #[serde(default)]
-    pub full_feature_names: bool,
-    /// Read as of this instant (RFC 3339); default now.
-    #[serde(default)]
-    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -228,37 +202,14 @@ impl AsofMcp {
     #[tool(
         description = "Read online feature values for entity rows, point-in-time correct as of now (or `as_of`). Answers columnar: feature_names, and per column values, statuses (PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE) and event_timestamps."
     )]
-    async fn get_online_features(&self, Parameters(args): Parameters<OnlineArgs>) -> ToolResult {
-        let mut entities = HashMap::with_capacity(args.entities.len());
-        for (key, values) in args.entities {
-            let values = values
-                .iter()
-                .enumerate()
-                .map(|(row, v)| {
-                    key_from_json(v).map_err(|e| format!("entity `{key}` row {row}: {e}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            entities.insert(key, RepeatedValue { values });
-        }
-        let kind = match (args.feature_service, args.features.is_empty()) {
-            (Some(s), true) => RequestKind::FeatureService(s),
-            (None, false) => RequestKind::Features(FeatureList {
-                features: args.features,
-            }),
-            _ => {
-                return Err(
-                    "give `features` (e.g. [\"driver_stats:conv_rate\"]) or a `feature_service`, one of the two".into(),
-                );
-            }
-        };
+    async fn get_online_features(
+        &self,
+        Parameters(args): Parameters<OnlineFeaturesJson>,
+    ) -> ToolResult {
+        let request = args.into_request().map_err(failed)?;
         let response = self
             .serving
-            .get_online_features(GetOnlineFeaturesRequest {
-                kind: Some(kind),
-                entities,
-                full_feature_names: args.full_feature_names,
-                as_of: as_of(args.as_of.as_deref())?,
-            })
+            .get_online_features(request)
             .await
             .map_err(failed)?;
         answer(&online_json(&response))

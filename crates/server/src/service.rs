@@ -148,6 +148,11 @@ impl Serving {
         self.metrics.clone()
     }
 
+    /// The request caps this server applies (`serving.limits`).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The online store this server reads (for `status` over MCP).
     pub fn online_store(&self) -> &Arc<dyn OnlineStore> {
         &self.store
