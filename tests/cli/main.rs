@@ -5,6 +5,7 @@
 mod errors;
 mod index;
 mod lifecycle;
+mod object_stores;
 mod online;
 mod postgres_server;
 mod processes;

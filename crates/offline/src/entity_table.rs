@@ -44,10 +44,23 @@ impl EntityTable {
             path: path.to_path_buf(),
             message,
         };
-        if !path.exists() {
-            return Err(err("no such file".into()));
-        }
         let s = path.to_string_lossy().into_owned();
+        match crate::remote::url_of(&s) {
+            Some(url) => {
+                // Listing first turns a missing bucket or object, denied access or an unreachable
+                // store into a message that names the URL.
+                if crate::remote::list(&url)
+                    .await
+                    .map_err(OfflineError::Remote)?
+                    .is_none()
+                {
+                    return Err(OfflineError::Remote(format!("{url}: no such object")));
+                }
+                crate::remote::register(&ctx, &url).map_err(OfflineError::Remote)?
+            }
+            None if !path.exists() => return Err(err("no such file".into())),
+            None => {}
+        }
         // Any extension the format rule accepts (`.pq` as well as `.parquet`).
         let ext = path
             .extension()

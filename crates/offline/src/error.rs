@@ -32,6 +32,9 @@ pub enum OfflineError {
     MemoryLimit { detail: String },
     #[error("{0}")]
     Request(String),
+    /// An object store failed; the message names the URL and the likely fix.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl From<DataFusionError> for OfflineError {

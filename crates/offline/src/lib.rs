@@ -14,6 +14,7 @@ pub mod pit_join;
 pub mod probe;
 pub mod push_log;
 pub mod quickstart;
+pub mod remote;
 pub mod source;
 pub mod store;
 pub mod timestamps;

@@ -32,16 +32,25 @@ impl TableFormat {
     }
 }
 
-/// The files of a source, sorted, and their one format.
+/// The files of a source, sorted, and their one format: absolute paths, or object store URLs.
 #[derive(Debug, Clone)]
 pub struct SourceFiles {
-    pub files: Vec<PathBuf>,
+    pub files: Vec<String>,
     pub format: TableFormat,
 }
 
-/// The files `path` (relative to `repo_dir` unless absolute) means; `Ok(None)` when there are
-/// none yet (a path to be written later). An error names what is wrong and how to fix it.
-pub fn list(repo_dir: &Path, path: &str) -> Result<Option<SourceFiles>, String> {
+/// The files `path` means: an object store URL (see [`crate::remote`]), or a path relative to
+/// `repo_dir` unless absolute. `Ok(None)` when there are none yet (a path to be written later).
+/// An error names what is wrong and how to fix it.
+pub async fn list(repo_dir: &Path, path: &str) -> Result<Option<SourceFiles>, String> {
+    match crate::remote::url_of(path) {
+        Some(url) => crate::remote::list(&url).await,
+        None => list_local(repo_dir, path),
+    }
+}
+
+/// [`list`] for a local path.
+pub fn list_local(repo_dir: &Path, path: &str) -> Result<Option<SourceFiles>, String> {
     let p = Path::new(path);
     let full = if p.is_absolute() {
         p.to_path_buf()
@@ -93,6 +102,10 @@ pub fn list(repo_dir: &Path, path: &str) -> Result<Option<SourceFiles>, String> 
             other.display()
         ));
     }
+    let files = files
+        .into_iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
     Ok(Some(SourceFiles { files, format }))
 }
 
@@ -114,7 +127,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn wildcard_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == name;
@@ -161,22 +174,22 @@ mod tests {
             std::fs::write(d.join(f), b"x").unwrap();
         }
         let abs = d.to_str().unwrap();
-        let got = list(Path::new("/"), abs).unwrap().unwrap();
+        let got = list_local(Path::new("/"), abs).unwrap().unwrap();
         let names: Vec<String> = got
             .files
             .iter()
-            .map(|f| f.strip_prefix(d).unwrap().display().to_string())
+            .map(|f| Path::new(f).strip_prefix(d).unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["day=2/part-1.pq", "part-0.parquet"]);
         std::fs::write(d.join("extra.csv"), b"a\n1\n").unwrap();
         assert!(
-            list(Path::new("/"), abs)
+            list_local(Path::new("/"), abs)
                 .unwrap_err()
                 .contains("mixes formats")
         );
-        assert!(list(d, "missing/*.parquet").unwrap().is_none());
+        assert!(list_local(d, "missing/*.parquet").unwrap().is_none());
         assert!(
-            list(d, "README.md")
+            list_local(d, "README.md")
                 .unwrap_err()
                 .contains(".parquet, .pq or .csv")
         );

@@ -103,7 +103,31 @@ pub fn write_table(path: &Path, batches: &[RecordBatch]) -> OfflineResult<()> {
 /// Writes a stream of batches to `path` as they arrive (Parquet row groups or CSV rows), into a
 /// temp file renamed over `path` only when the stream ended without error. Returns the rows
 /// written. `progress` is told the rows so far after each batch.
+///
+/// An object store URL is written to a local staging file first and then uploaded as one
+/// multipart object, which appears only when complete: a failed run leaves nothing there either.
 pub async fn write_stream(
+    path: &Path,
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+    progress: &(dyn Fn(usize) + Sync),
+) -> OfflineResult<usize> {
+    let Some(url) = path.to_str().and_then(crate::remote::url_of) else {
+        return write_local(path, stream, progress).await;
+    };
+    let format = output_format(path)?;
+    let staging = tempfile::tempdir().map_err(|e| file_error(path, e))?;
+    let staged = staging.path().join(match format {
+        TableFormat::Parquet => "output.parquet",
+        TableFormat::Csv => "output.csv",
+    });
+    let rows = write_local(&staged, stream, progress).await?;
+    crate::remote::upload(&staged, &url)
+        .await
+        .map_err(OfflineError::Remote)?;
+    Ok(rows)
+}
+
+async fn write_local(
     path: &Path,
     mut stream: datafusion::physical_plan::SendableRecordBatchStream,
     progress: &(dyn Fn(usize) + Sync),

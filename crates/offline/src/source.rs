@@ -12,7 +12,7 @@ use datafusion::logical_expr::{Expr, cast, ident, lit};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 
 use crate::error::{OfflineError, OfflineResult};
-use crate::listing::{TableFormat, list};
+use crate::listing::{TableFormat, list, list_local};
 use crate::timestamps::nanos_expr;
 use crate::types::arrow_type;
 
@@ -60,13 +60,19 @@ pub async fn scan_view(
     // The files `apply` probed: one listing for both. A PostgreSQL source has none: the stream
     // writes its rows to the push log.
     let source = if view.source.kind.is_file() {
-        list(repo_dir, &view.source.path).map_err(|e| source_error(view, &view.source.path, e))?
+        if let Some(url) = crate::remote::url_of(&view.source.path) {
+            crate::remote::register(ctx, &url)
+                .map_err(|e| source_error(view, &view.source.path, e))?;
+        }
+        list(repo_dir, &view.source.path)
+            .await
+            .map_err(|e| source_error(view, &view.source.path, e))?
     } else {
         None
     };
     let pushed_dir = push_log.map(|root| crate::push_log::view_dir(root, &view.view.name));
     let pushed = match &pushed_dir {
-        Some(dir) => list(repo_dir, &dir.to_string_lossy())
+        Some(dir) => list_local(repo_dir, &dir.to_string_lossy())
             .map_err(|e| source_error(view, &dir.to_string_lossy(), e))?,
         None => None,
     };
@@ -113,11 +119,7 @@ async fn read_files(
     origin: &str,
     listed: &crate::listing::SourceFiles,
 ) -> OfflineResult<DataFrame> {
-    let files: Vec<String> = listed
-        .files
-        .iter()
-        .map(|f| f.to_string_lossy().into_owned())
-        .collect();
+    let files = listed.files.clone();
     if view.view.is_aggregated() && files.len() > 1 {
         let mut out: Option<DataFrame> = None;
         for f in files {

@@ -1,7 +1,7 @@
 //! Arrow Flight for training sets: a thin adapter over [`crate::training`].
 //!
 //! Two flows reach the same join:
-//! - `DoExchange` (asof's clients, and Feast's remote offline store since 0.47): the descriptor's
+//! - `DoExchange` (asof's clients, and Feast's remote offline store as of Feast 0.67): the descriptor's
 //!   command names the features, the client streams its entity table up, and the training set
 //!   streams back on the same call, batch by batch, never as one message.
 //! - `DoPut`, then `GetFlightInfo` and `DoGet` (Feast's older flow): the entity table waits here,
@@ -88,8 +88,8 @@ impl TrainingSetFlight {
         Ok((schema, batches))
     }
 
-    /// The descriptor's command, parsed and checked against the registry before any upload is
-    /// read, so a bad request fails at once.
+    /// The descriptor's command, parsed (callers resolve it before reading the upload, so a bad
+    /// request fails at once).
     fn command(
         descriptor: Option<&FlightDescriptor>,
     ) -> Result<(Bytes, TrainingSetCommand), Status> {
