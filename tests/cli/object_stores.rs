@@ -237,62 +237,58 @@ fn sources_entity_tables_and_outputs_on_s3_give_the_local_results() {
     assert_eq!(rows, online_rows(&local, &moto.endpoint));
 }
 
+/// The error of a training set from `entities` to `output` against the store at `endpoint`.
+fn training_set_error(repo: &TestRepo, endpoint: &str, entities: &str, output: &str) -> String {
+    crate::util::stderr_of(&mut with_s3(
+        repo,
+        endpoint,
+        &[
+            "training-set",
+            "--entities",
+            entities,
+            "--service",
+            "driver_activity",
+            "--output",
+            output,
+        ],
+    ))
+}
+
 #[test]
 fn object_store_errors_name_the_url_and_the_fix() {
     let moto = Moto::start();
     let repo = TestRepo::applied();
     moto.boto3("s3.create_bucket(Bucket='present')");
 
-    let err = crate::util::stderr_of(&mut with_s3(
+    let err = training_set_error(
         &repo,
         &moto.endpoint,
-        &[
-            "training-set",
-            "--entities",
-            "s3://no-such-bucket/entities.parquet",
-            "--service",
-            "driver_activity",
-            "--output",
-            "out.parquet",
-        ],
-    ));
+        "s3://no-such-bucket/entities.parquet",
+        "out.parquet",
+    );
     assert!(
         err.contains("s3://no-such-bucket/entities.parquet") && err.contains("no such bucket"),
         "{err}"
     );
 
-    let err = crate::util::stderr_of(&mut with_s3(
+    let err = training_set_error(
         &repo,
         &moto.endpoint,
-        &[
-            "training-set",
-            "--entities",
-            "s3://present/missing.parquet",
-            "--service",
-            "driver_activity",
-            "--output",
-            "out.parquet",
-        ],
-    ));
+        "s3://present/missing.parquet",
+        "out.parquet",
+    );
     assert!(
         err.contains("s3://present/missing.parquet") && err.contains("no such"),
         "{err}"
     );
 
     // An output to a bucket that does not exist: the error names it, and nothing is left behind.
-    let err = crate::util::stderr_of(&mut with_s3(
+    let err = training_set_error(
         &repo,
         &moto.endpoint,
-        &[
-            "training-set",
-            "--entities",
-            "data/entities.parquet",
-            "--service",
-            "driver_activity",
-            "--output",
-            "s3://no-such-bucket/out.parquet",
-        ],
-    ));
+        "data/entities.parquet",
+        "s3://no-such-bucket/out.parquet",
+    );
     assert!(
         err.contains("s3://no-such-bucket/out.parquet") && err.contains("no such bucket"),
         "{err}"
@@ -304,19 +300,12 @@ fn object_store_errors_name_the_url_and_the_fix() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let err = crate::util::stderr_of(&mut with_s3(
+    let err = training_set_error(
         &repo,
         &closed,
-        &[
-            "training-set",
-            "--entities",
-            "s3://present/entities.parquet",
-            "--service",
-            "driver_activity",
-            "--output",
-            "out.parquet",
-        ],
-    ));
+        "s3://present/entities.parquet",
+        "out.parquet",
+    );
     assert!(
         err.contains("s3://present/entities.parquet")
             && err.contains("unreachable")
