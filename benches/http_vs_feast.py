@@ -140,8 +140,12 @@ def main():
             for port in (asof_port, feast_port):
                 req = urllib.request.Request(f"http://127.0.0.1:{port}/get-online-features", json.dumps(body).encode(),
                                              {"Content-Type": "application/json"})
-                answers.append([r["values"] for r in json.load(urllib.request.urlopen(req))["results"]])
+                answer = json.load(urllib.request.urlopen(req))
+                # By name: Feast orders columns its own way (asof keeps the request's order).
+                answers.append(dict(zip(answer["metadata"]["feature_names"], (r["values"] for r in answer["results"]))))
             same = answers[0] == answers[1]
+            if not same:
+                print(f"values differ at {n} entities:\n asof  {answers[0]}\n feast {answers[1]}", file=sys.stderr)
             a = wrk(f"http://127.0.0.1:{asof_port}/get-online-features", body, args.seconds, args.connections)
             f = wrk(f"http://127.0.0.1:{feast_port}/get-online-features", body, args.seconds, args.connections)
             row = {"entities": n, "asof": a, "feast": f, "ratio": round(a["rps"] / f["rps"], 1), "same_values": same}
