@@ -72,9 +72,9 @@ def start_server(repo: Path, *extra: str, token_file: Path | None = None) -> Ser
             break
         lines.append(line)
         for name, pattern in (
-            ("flight", r"Arrow Flight training sets on grpc://(\S+)"),
+            ("flight", r"Arrow Flight training sets on grpcs?://(\S+)"),
             ("http", r"Feast HTTP endpoints on http://(\S+)"),
-            ("grpc", r"asof serving .* on grpc://(\S+)"),
+            ("grpc", r"asof serving .* on grpcs?://(\S+)"),
         ):
             m = re.search(pattern, line)
             if m:

@@ -186,6 +186,54 @@ def test_tokens_guard_grpc_and_flight(repo, tmp_path):
         with Store(server.url, token="s3cret") as s:
             assert s.get_historical_features(entities, features=FEATURES).to_arrow().num_rows == 2
             assert s.get_online_features(features=["driver_hourly_stats:conv_rate"], entity_rows=[{"driver_id": 1001}]).feature_names[1] == "conv_rate"
+        # Feast's HTTP endpoints and MCP over HTTP take the same tokens; /health stays open.
+        import requests
+
+        base = f"http://{server.http}"
+        body = {"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1001]}}
+        r = requests.post(f"{base}/get-online-features", json=body)
+        assert r.status_code == 401 and "token" in r.text
+        r = requests.post(f"{base}/get-online-features", json=body, headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200, r.text
+        assert requests.post(f"{base}/mcp", json={}, headers={"Accept": "application/json, text/event-stream"}).status_code == 401
+        assert requests.get(f"{base}/health").status_code == 200
+    finally:
+        stop(server)
+
+
+def _make_certs(dir):
+    """A private CA and a server certificate for 127.0.0.1, with Debian's openssl."""
+    import subprocess
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=dir, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=asof test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=asof test server")
+    (dir / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                                    "keyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+
+
+def test_tls_covers_grpc_and_flight(repo, tmp_path):
+    from conftest import start_server, stop
+
+    _make_certs(tmp_path)
+    server = start_server(repo, "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key"))
+    try:
+        ca = (tmp_path / "ca.pem").read_bytes()
+        entities = pq.read_table(repo / "data" / "entities.parquet").slice(0, 4)
+        with Store(f"grpcs://{server.grpc}", root_certificates=ca) as s:
+            assert s.get_historical_features(entities, features=FEATURES).to_arrow().num_rows == 4
+            assert s.get_online_features(features=["driver_hourly_stats:conv_rate"], entity_rows=[{"driver_id": 1001}]).feature_names == ["driver_id", "conv_rate"]
+        # Plaintext clients are turned away (a plaintext HTTP/2 preface never completes a TLS
+        # handshake, so the call is bounded by its timeout).
+        with Store(server.url, timeout=10) as plain:
+            with pytest.raises(AsofError):
+                plain.get_historical_features(entities, features=FEATURES)
     finally:
         stop(server)
 

@@ -288,7 +288,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             },
         )));
         if let Ok(a) = ready_rx.await {
-            println!("Arrow Flight training sets on grpc://{a}{auth}");
+            println!("Arrow Flight training sets on {scheme}://{a}{auth}");
         }
     }
     if let Some(addr) = http {

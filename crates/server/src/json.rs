@@ -310,7 +310,7 @@ mod tests {
             (DType::Bytes, serde_json::json!("AAE=")),
             (
                 DType::Timestamp,
-                serde_json::json!("2024-05-01T12:00:00.5Z"),
+                serde_json::json!("2024-05-01T12:00:00.500Z"),
             ),
             (DType::Float64, serde_json::json!("NaN")),
             (
