@@ -20,6 +20,7 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use asof_core::FeatureRequest;
 use asof_offline::OfflineStore;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -35,6 +36,16 @@ use crate::training::{TrainingSetCommand, training_set};
 pub const PENDING_MAX: usize = 64;
 /// An uploaded entity table nobody fetched is dropped after this long.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// An upload, received: its command (keyed by its bytes) resolved, and its entity table.
+#[derive(Debug)]
+struct Received {
+    key: Bytes,
+    command: TrainingSetCommand,
+    resolved: FeatureRequest,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
 
 type Pending = HashMap<Bytes, (Instant, TrainingSetCommand, SchemaRef, Vec<RecordBatch>)>;
 
@@ -105,14 +116,33 @@ impl TrainingSetFlight {
         Ok((cmd, command))
     }
 
+    /// Receives an upload as both flows do: its command is parsed and resolved against the
+    /// registry before the table is read, so a bad request fails at once.
+    async fn receive(&self, request: Request<Streaming<FlightData>>) -> Result<Received, Status> {
+        let mut upload = request.into_inner();
+        let first = Self::first_message(upload.message().await?)?;
+        let (key, command) = Self::command(first.flight_descriptor.as_ref())?;
+        let resolved = command
+            .resolve(&self.serving.snapshot())
+            .map_err(Status::from)?;
+        let (schema, batches) = Self::upload(first, upload).await?;
+        Ok(Received {
+            key,
+            command,
+            resolved,
+            schema,
+            batches,
+        })
+    }
+
     async fn run(
         &self,
+        request: &FeatureRequest,
         command: &TrainingSetCommand,
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<BoxStream<'static, Result<FlightData, Status>>, Status> {
-        let snap = self.serving.snapshot();
-        let stream = training_set(&self.store, &snap, command, schema, batches)
+        let stream = training_set(&self.store, request, command, schema, batches)
             .await
             .map_err(Status::from)?;
         // A failure mid-stream (a memory limit, a source file gone) ends the call with its status.
@@ -154,27 +184,24 @@ impl FlightService for TrainingSetFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        let mut upload = request.into_inner();
-        let first = Self::first_message(upload.message().await?)?;
-        let (_, command) = Self::command(first.flight_descriptor.as_ref())?;
-        command
-            .resolve(&self.serving.snapshot())
-            .map_err(Status::from)?;
-        let (schema, batches) = Self::upload(first, upload).await?;
-        Ok(Response::new(self.run(&command, schema, &batches).await?))
+        let r = self.receive(request).await?;
+        Ok(Response::new(
+            self.run(&r.resolved, &r.command, r.schema, &r.batches)
+                .await?,
+        ))
     }
 
     async fn do_put(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        let mut upload = request.into_inner();
-        let first = Self::first_message(upload.message().await?)?;
-        let (key, command) = Self::command(first.flight_descriptor.as_ref())?;
-        command
-            .resolve(&self.serving.snapshot())
-            .map_err(Status::from)?;
-        let (schema, batches) = Self::upload(first, upload).await?;
+        let Received {
+            key,
+            command,
+            schema,
+            batches,
+            ..
+        } = self.receive(request).await?;
         let mut pending = self.pending.lock().expect("pending uploads");
         let now = Instant::now();
         pending.retain(|_, (at, ..)| now.duration_since(*at) < PENDING_TTL);
@@ -231,7 +258,13 @@ impl FlightService for TrainingSetFlight {
                 "unknown ticket: its entity table was already fetched, expired, or never uploaded",
             )
         })?;
-        Ok(Response::new(self.run(&command, schema, &batches).await?))
+        // Resolved again: the registry may have changed since the upload.
+        let resolved = command
+            .resolve(&self.serving.snapshot())
+            .map_err(Status::from)?;
+        Ok(Response::new(
+            self.run(&resolved, &command, schema, &batches).await?,
+        ))
     }
 
     async fn handshake(

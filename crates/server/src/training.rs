@@ -177,15 +177,15 @@ fn timestamp_column(schema: &SchemaRef) -> ServerResult<String> {
 }
 
 /// Runs a training set for a remote client: the same plan and stream as `asof training-set`,
-/// handed back batch by batch.
+/// handed back batch by batch. `request` is `command` resolved (see
+/// [`TrainingSetCommand::resolve`]).
 pub async fn training_set(
     store: &Arc<OfflineStore>,
-    snap: &Snapshot,
+    request: &FeatureRequest,
     command: &TrainingSetCommand,
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> ServerResult<SendableRecordBatchStream> {
-    let request = command.resolve(snap)?;
     // Feast sends a one-column table named `key` when it has no entity rows to send.
     if schema.fields().len() == 1 && schema.field(0).name() == "key" {
         return Err(ServerError::InvalidArgument(
@@ -194,9 +194,7 @@ pub async fn training_set(
     }
     let opts = command.options(&schema)?;
     let entities = EntityTable::from_batches("(uploaded)", schema, batches)?;
-    Ok(store
-        .training_set_stream(&entities, &request, &opts)
-        .await?)
+    Ok(store.training_set_stream(&entities, request, &opts).await?)
 }
 
 #[cfg(test)]
