@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{TestRepo, stdout_of};
+use crate::util::{TestRepo, read_parquet, stdout_of};
 
 /// `<workspace>/target/test-venv` (made by `scripts/test.sh`), with moto[server] and boto3.
 fn venv() -> PathBuf {
@@ -99,16 +98,6 @@ fn with_s3(repo: &TestRepo, endpoint: &str, args: &[&str]) -> assert_cmd::Comman
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", endpoint);
     c
-}
-
-fn read_parquet(path: &Path) -> Vec<RecordBatch> {
-    let file = std::fs::File::open(path).unwrap();
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// One row count per view, from `asof status --output json`.

@@ -6,13 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::postgres_server::{PASSWORD, Postgres, parse_lsn};
 use crate::server::Server;
-use crate::util::TestRepo;
+use crate::util::{TestRepo, read_parquet};
 
 const PASSWORD_ENV: (&str, &str) = ("ASOF_PG_PASSWORD", PASSWORD);
 
@@ -150,14 +149,33 @@ fn online(server: &Server, ids: &[i64], as_of: Option<&str>) -> BTreeMap<i64, Ro
     got
 }
 
-fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
-    let f = std::fs::File::open(path).unwrap();
-    ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap())
-        .collect()
+/// The training set (CSV) of `features` for every id in `ids` at each of `instants` (RFC 3339,
+/// UTC), in that order.
+fn training_set_at<'a>(
+    repo: &TestRepo,
+    ids: &[i64],
+    instants: impl Iterator<Item = &'a str>,
+    features: &str,
+) -> String {
+    let mut csv = String::from("driver_id,event_timestamp\n");
+    for at in instants {
+        for id in ids {
+            csv.push_str(&format!("{id},{}\n", at.trim_end_matches('Z')));
+        }
+    }
+    repo.write("entities.csv", &csv);
+    repo.run(&[
+        "training-set",
+        "--entities",
+        "entities.csv",
+        "--features",
+        features,
+        "--output",
+        "out.csv",
+    ])
+    .assert()
+    .success();
+    repo.read("out.csv")
 }
 
 /// Every push log file of `view`.
@@ -218,25 +236,12 @@ fn online_follows_the_table_and_training_sets_match_what_serving_answered() {
     }
 
     // The training set at each recorded instant equals what serving answered then.
-    let mut csv = String::from("driver_id,event_timestamp\n");
-    for (at, _) in &recorded {
-        for id in ids {
-            csv.push_str(&format!("{id},{}\n", at.trim_end_matches('Z')));
-        }
-    }
-    repo.write("entities.csv", &csv);
-    repo.run(&[
-        "training-set",
-        "--entities",
-        "entities.csv",
-        "--features",
+    let out = training_set_at(
+        &repo,
+        &ids,
+        recorded.iter().map(|(at, _)| at.as_str()),
         "driver_live:conv_rate,driver_live:trips",
-        "--output",
-        "out.csv",
-    ])
-    .assert()
-    .success();
-    let out = repo.read("out.csv");
+    );
     let mut lines = out.lines();
     assert_eq!(
         lines.next(),
@@ -378,25 +383,12 @@ fn inserts_are_events_of_an_aggregated_view_online_and_offline_alike() {
     }
 
     // The training set at each recorded instant equals what serving answered then.
-    let mut csv = String::from("driver_id,event_timestamp\n");
-    for (at, _) in &recorded {
-        for id in ids {
-            csv.push_str(&format!("{id},{}\n", at.trim_end_matches('Z')));
-        }
-    }
-    repo.write("entities.csv", &csv);
-    repo.run(&[
-        "training-set",
-        "--entities",
-        "entities.csv",
-        "--features",
+    let out = training_set_at(
+        &repo,
+        &ids,
+        recorded.iter().map(|(at, _)| at.as_str()),
         "driver_clicks:clicks_1h,driver_clicks:dwell_sum_1h",
-        "--output",
-        "out.csv",
-    ])
-    .assert()
-    .success();
-    let out = repo.read("out.csv");
+    );
     let mut lines = out.lines().skip(1);
     for (at, want) in &recorded {
         for id in ids {

@@ -80,3 +80,14 @@ pub fn stdout_of(cmd: &mut Command) -> String {
     let out = cmd.assert().success().get_output().clone();
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Every batch of a Parquet file.
+pub fn read_parquet(path: &std::path::Path) -> Vec<datafusion::arrow::array::RecordBatch> {
+    let f = std::fs::File::open(path).unwrap();
+    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
