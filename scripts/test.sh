@@ -43,8 +43,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${PY_REQUIREMENTS[*]}" ]; then
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-cargo build --locked --workspace --all-targets
-cargo test --locked --workspace
+# `cluster` adds Ballista (`asof scheduler`, `asof executor`, `training-set --cluster`) and its
+# loopback-cluster tests; the quickstart builds without it.
+cargo build --locked --workspace --all-targets --features asof/cluster
+cargo test --locked --workspace --features asof/cluster
 
 # The Python package, real Feast and the MCP client against the debug `asof` just built.
 "$ASOF_TEST_VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps \

@@ -159,6 +159,33 @@ pub enum Command {
         #[arg(long)]
         allow_push: bool,
     },
+    /// Run an Apache DataFusion Ballista scheduler that can plan asof's operators, for
+    /// `asof training-set --cluster df://HOST:PORT` (needs the `cluster` build feature).
+    Scheduler {
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// Seconds an executor may miss heartbeats before its tasks go to other executors.
+        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        executor_timeout: u64,
+    },
+    /// Run a Ballista executor that can run asof's operators: it pulls tasks from the scheduler
+    /// and serves their shuffle output over Arrow Flight on --bind.
+    Executor {
+        /// The scheduler, `HOST:PORT`.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: String,
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// Shuffle files (default: a temporary directory).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Tasks at once (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        slots: usize,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        heartbeat: u64,
+    },
     /// Follow the repo's PostgreSQL sources and indexes by logical replication: every insert,
     /// update and delete reaches the online store, the offline push log and the indexes.
     Stream {
@@ -400,9 +427,22 @@ pub struct TrainingSetArgs {
     /// Also require the feature row's created timestamp <= the entity timestamp.
     #[arg(long)]
     pub filter_by_created_timestamp: bool,
-    /// Print the physical plans instead of running them.
+    /// Print the physical plans instead of running them (with --cluster, the cluster's plans).
     #[arg(long)]
     pub explain: bool,
+    /// Compute it on an Apache DataFusion Ballista cluster (`asof scheduler`, `asof executor`)
+    /// and stream the result to --output. Sources must be readable by the executors: object
+    /// store URLs, or paths every executor shares.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+    /// With --cluster: the partitions each side is hash-partitioned into by join key (the join
+    /// stage's tasks).
+    #[arg(long, default_value_t = 8, requires = "cluster", value_name = "N")]
+    pub cluster_partitions: usize,
+    /// With --cluster: a Ballista or DataFusion setting for the job, `KEY=VALUE` (repeatable),
+    /// e.g. `ballista.shuffle.force_remote_read=true`.
+    #[arg(long, requires = "cluster", value_name = "KEY=VALUE")]
+    pub cluster_setting: Vec<String>,
     /// Most memory the join may hold: a size (`4GiB`, `512MiB`) or a share of this machine's
     /// memory (`60%`). Default: 70% of the machine's memory. Past it the command fails with what
     /// it needed instead of being killed.

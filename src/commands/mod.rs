@@ -1,6 +1,7 @@
 //! Subcommands. Each module turns parsed arguments into library calls and prints the result.
 
 mod audit;
+mod cluster;
 mod index;
 mod init;
 mod models;
@@ -138,6 +139,19 @@ pub fn run(cli: Cli) -> Result<()> {
             },
         )),
         Command::Mcp { allow_push } => runtime()?.block_on(online::mcp(&ctx, allow_push)),
+        Command::Scheduler {
+            bind,
+            executor_timeout,
+        } => runtime()?.block_on(cluster::scheduler(bind, executor_timeout)),
+        Command::Executor {
+            scheduler,
+            bind,
+            work_dir,
+            slots,
+            heartbeat,
+        } => runtime()?.block_on(cluster::executor(
+            &scheduler, bind, work_dir, slots, heartbeat,
+        )),
         Command::Stream { sources } => runtime()?.block_on(stream::run(&ctx, &sources)),
         Command::Status(f) => runtime()?.block_on(status::run(&ctx, f.output)),
         Command::Query(args) => runtime()?.block_on(online::query(&args)),

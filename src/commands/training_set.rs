@@ -37,7 +37,15 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
         filter_by_created: args.filter_by_created_timestamp,
     };
     if args.explain {
-        print!("{}", store.explain(&entities, &request, &opts).await?);
+        let plans = match &args.cluster {
+            Some(_) => {
+                store
+                    .explain_distributed(&entities, &request, &opts, args.cluster_partitions)
+                    .await?
+            }
+            None => store.explain(&entities, &request, &opts).await?,
+        };
+        print!("{plans}");
         return Ok(());
     }
     let pb = spinner(
@@ -53,10 +61,21 @@ pub async fn run(ctx: &Ctx, args: &TrainingSetArgs) -> Result<()> {
             .map(|l| format!(" (memory limit {l})"))
             .unwrap_or_default()
     };
-    let stream = store
-        .training_set_stream(&entities, &request, &opts)
-        .await
-        .with_context(|| format!("building the training set{}", limit_note()))?;
+    let stream = match &args.cluster {
+        Some(address) => {
+            pb.set_message(format!(
+                "joining {} entity rows with {} view(s) on the cluster at {address}",
+                entities.num_rows(),
+                request.views.len()
+            ));
+            super::cluster::training_set_stream(args, address, &store, &entities, &request, &opts)
+                .await?
+        }
+        None => store
+            .training_set_stream(&entities, &request, &opts)
+            .await
+            .with_context(|| format!("building the training set{}", limit_note()))?,
+    };
     let columns = stream.schema().fields().len();
     let total = entities.num_rows();
     let progress = |rows: usize| pb.set_message(format!("writing {rows} of {total} rows"));

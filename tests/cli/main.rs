@@ -2,6 +2,8 @@
 
 #![allow(unreachable_pub)]
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod errors;
 mod index;
 mod lifecycle;

@@ -10,19 +10,19 @@ use datafusion::arrow::array::RecordBatch;
 use crate::util::{TestRepo, read_parquet, stdout_of};
 
 /// `<workspace>/target/test-venv` (made by `scripts/test.sh`), with moto[server] and boto3.
-fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     std::env::var_os("ASOF_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"))
 }
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let server = venv().join("bin/moto_server");
         assert!(
             server.exists(),
@@ -52,7 +52,7 @@ impl Moto {
     }
 
     /// Runs boto3 against the server: `script` sees `s3`, a client.
-    fn boto3(&self, script: &str) {
+    pub(crate) fn boto3(&self, script: &str) {
         let prelude = format!(
             "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\n",
             self.endpoint
@@ -68,14 +68,14 @@ impl Moto {
         );
     }
 
-    fn upload(&self, local: &Path, bucket: &str, key: &str) {
+    pub(crate) fn upload(&self, local: &Path, bucket: &str, key: &str) {
         self.boto3(&format!(
             "s3.upload_file({:?}, {bucket:?}, {key:?})",
             local.to_str().unwrap()
         ));
     }
 
-    fn download(&self, bucket: &str, key: &str, local: &Path) {
+    pub(crate) fn download(&self, bucket: &str, key: &str, local: &Path) {
         self.boto3(&format!(
             "s3.download_file({bucket:?}, {key:?}, {:?})",
             local.to_str().unwrap()
@@ -91,7 +91,7 @@ impl Drop for Moto {
 }
 
 /// `asof` in `repo` with S3 credentials and the endpoint in the environment, as a user sets them.
-fn with_s3(repo: &TestRepo, endpoint: &str, args: &[&str]) -> assert_cmd::Command {
+pub(crate) fn with_s3(repo: &TestRepo, endpoint: &str, args: &[&str]) -> assert_cmd::Command {
     let mut c = repo.run(args);
     c.env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

@@ -6,7 +6,8 @@
 pub mod audit;
 pub mod entity_table;
 pub mod error;
-mod keyed_inputs;
+pub mod input_order;
+pub mod keyed_inputs;
 pub mod listing;
 pub mod memory;
 pub mod output;

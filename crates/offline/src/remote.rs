@@ -101,6 +101,37 @@ pub fn register(ctx: &SessionContext, url: &Url) -> Result<(), String> {
     Ok(())
 }
 
+/// A registry that finds any `s3://`, `gs://`, `az://` or `file://` store on first use, built from
+/// the environment like [`store_for`]. Cluster executors read whatever URLs a plan names: they
+/// cannot know the stores in advance as the planning process does.
+#[derive(Debug, Default)]
+pub struct StoresFromEnv {
+    known: datafusion::execution::object_store::DefaultObjectStoreRegistry,
+}
+
+impl datafusion::execution::object_store::ObjectStoreRegistry for StoresFromEnv {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::common::Result<Arc<dyn ObjectStore>> {
+        self.known.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::common::Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        let store = store_for(url).map_err(datafusion::common::DataFusionError::Configuration)?;
+        self.known.register_store(&root(url), Arc::clone(&store));
+        Ok(store)
+    }
+}
+
 /// Says what an object store failure means for `url`, in the terms of the fix.
 pub fn explain(url: &Url, e: &object_store::Error) -> String {
     let text = e.to_string();

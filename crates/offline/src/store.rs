@@ -21,6 +21,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::entity_table::EntityTable;
 use crate::error::OfflineResult;
+use crate::input_order::{INPUT_ORDER, InputOrderExec};
+use crate::keyed_inputs::{Inputs, key_columns};
 use crate::memory::MemoryLimit;
 use crate::pit_join::{PitJoinExec, PitJoinOptions};
 use crate::source::{
@@ -32,6 +34,8 @@ use crate::types::{arrow_type, keys_compatible, plain_type, to_plain};
 use crate::window_agg::{WindowAggExec, WindowAggOptions, WindowAggregate};
 
 const ENTITY_TS: &str = "__asof_entity_ts";
+/// The entity row's position, carried through a key-partitioned plan to restore entity order.
+pub const ENTITY_ROW: &str = "__asof_entity_row";
 
 /// Removes round-robin repartitions (which the optimizer adds under filters for parallelism):
 /// they deal batches to partitions in arrival order, and windowed `last` needs the events' input
@@ -53,6 +57,128 @@ fn without_round_robin(
         Ok(Transformed::no(node))
     })
     .map(|t| t.data)
+}
+
+/// The views' join outputs read side by side: each step yields the same entity rows from every
+/// view, as many as the shortest pending batch holds, wherever the inputs cut their batches (a
+/// cluster's results arrive batched by its shuffle, not by the entity table).
+struct Aligned {
+    streams: Vec<datafusion::physical_plan::SendableRecordBatchStream>,
+    /// Per stream, its current batch and how many of its rows were already used.
+    pending: Vec<Option<(RecordBatch, usize)>>,
+    offset: usize,
+    rows: usize,
+}
+
+impl Aligned {
+    fn new(
+        streams: Vec<datafusion::physical_plan::SendableRecordBatchStream>,
+        rows: usize,
+    ) -> Self {
+        let pending = streams.iter().map(|_| None).collect();
+        Aligned {
+            streams,
+            pending,
+            offset: 0,
+            rows,
+        }
+    }
+
+    /// The entity row offset of the next rows and one batch of them per view, or `None` at the
+    /// end; an error when the views answer unevenly.
+    async fn next(
+        &mut self,
+        names: &[String],
+    ) -> datafusion::common::Result<Option<(usize, Vec<RecordBatch>)>> {
+        for (stream, pending) in self.streams.iter_mut().zip(&mut self.pending) {
+            while pending.is_none() {
+                match stream.next().await.transpose()? {
+                    Some(b) if b.num_rows() == 0 => {}
+                    Some(b) => *pending = Some((b, 0)),
+                    None => break,
+                }
+            }
+        }
+        let done = self.pending.iter().filter(|p| p.is_none()).count();
+        if done == self.pending.len() {
+            if self.offset != self.rows {
+                return Err(DataFusionError::Internal(format!(
+                    "the views' joins answered {} of {} entity rows",
+                    self.offset, self.rows
+                )));
+            }
+            return Ok(None);
+        }
+        if done > 0 {
+            let ended = names
+                .iter()
+                .zip(&self.pending)
+                .find(|(_, p)| p.is_none())
+                .map_or("?", |(n, _)| n.as_str());
+            return Err(DataFusionError::Internal(format!(
+                "view `{ended}`'s join ended at entity row {} of {} while others went on",
+                self.offset, self.rows
+            )));
+        }
+        let take = self
+            .pending
+            .iter()
+            .flatten()
+            .map(|(b, used)| b.num_rows() - used)
+            .min()
+            .expect("every stream has a batch");
+        let mut batches = Vec::with_capacity(self.pending.len());
+        for pending in &mut self.pending {
+            let (b, used) = pending.as_mut().expect("every stream has a batch");
+            batches.push(b.slice(*used, take));
+            *used += take;
+            if *used == b.num_rows() {
+                *pending = None;
+            }
+        }
+        let offset = self.offset;
+        self.offset += take;
+        if self.offset > self.rows {
+            return Err(DataFusionError::Internal(format!(
+                "the views' joins answered more than the {} entity rows",
+                self.rows
+            )));
+        }
+        Ok(Some((offset, batches)))
+    }
+}
+
+/// `plan` hash-partitioned by its first `key_count` columns into `partitions`.
+fn by_keys(
+    plan: Arc<dyn ExecutionPlan>,
+    key_count: usize,
+    partitions: usize,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::physical_plan::Partitioning;
+    use datafusion::physical_plan::repartition::RepartitionExec;
+    let keys = key_columns(&plan.schema(), key_count);
+    Ok(Arc::new(RepartitionExec::try_new(
+        plan,
+        Partitioning::Hash(keys, partitions),
+    )?))
+}
+
+/// A key-partitioned join's partitions, each sorted by [`ENTITY_ROW`] and merged into one stream
+/// in entity row order.
+fn in_entity_order(
+    join: Arc<dyn ExecutionPlan>,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+    use datafusion::physical_plan::expressions::col;
+    use datafusion::physical_plan::sorts::sort::SortExec;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+    let row = PhysicalSortExpr::new_default(col(ENTITY_ROW, &join.schema())?);
+    let ordering = LexOrdering::new([row]).expect("one sort expression");
+    let sorted = SortExec::new(ordering.clone(), join).with_preserve_partitioning(true);
+    Ok(Arc::new(SortPreservingMergeExec::new(
+        ordering,
+        Arc::new(sorted),
+    )))
 }
 
 /// Options of a training-set request (the CLI flags of `asof training-set`).
@@ -195,12 +321,18 @@ impl OfflineStore {
 
     /// Builds the join plan of one view: `left` is `keys..., __asof_entity_ts` with key types
     /// already equal to the source's. The plan's output keeps `left`'s row order.
+    ///
+    /// With `partitions`, the plan is the one a cluster runs: `left` also carries
+    /// [`ENTITY_ROW`], both sides are hash-partitioned by the keys into that many partitions, each
+    /// partition joins alone, and a merge on the row ids restores the entity order. Ballista cuts
+    /// its stages at those repartitions and at the merge.
     async fn view_plan(
         &self,
         view: &ResolvedView,
         right: datafusion::dataframe::DataFrame,
         left: RecordBatch,
         filter_by_created: bool,
+        partitions: Option<usize>,
     ) -> OfflineResult<Arc<dyn ExecutionPlan>> {
         let k = view.join_keys.len();
         let has_created = right
@@ -209,8 +341,22 @@ impl OfflineStore {
         let right = right.create_physical_plan().await?;
         let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
         let deleted = right.schema().index_of(FEATURE_DELETED).ok();
-        if view.view.is_aggregated() {
-            let right = without_round_robin(right)?;
+        let right = match (view.view.is_aggregated(), partitions) {
+            (false, _) => right,
+            (true, None) => without_round_robin(right)?,
+            // The shuffle interleaves the events: tag their scan order first (see
+            // `crate::input_order`), so that ties break as they do on one machine.
+            (true, Some(_)) => Arc::new(InputOrderExec::new(without_round_robin(right)?)),
+        };
+        let (left, right, inputs) = match partitions {
+            None => (left, right, Inputs::Collected),
+            Some(n) => (
+                by_keys(left, k, n)?,
+                by_keys(right, k, n)?,
+                Inputs::KeyPartitioned,
+            ),
+        };
+        let join: Arc<dyn ExecutionPlan> = if view.view.is_aggregated() {
             let schema = right.schema();
             let aggregates = view
                 .aggregations()
@@ -233,21 +379,27 @@ impl OfflineStore {
                 right_created: has_created.then_some(k + 1),
                 right_deleted: deleted,
                 right_ordinal: schema.index_of(FEATURE_ORDINAL).ok(),
+                right_input_order: schema.index_of(INPUT_ORDER).ok(),
                 horizon: view.view.longest_window().unwrap_or(i64::MAX),
                 aggregates,
             };
-            return Ok(Arc::new(WindowAggExec::try_new(left, right, options)?));
-        }
-        let options = PitJoinOptions {
-            key_count: k,
-            left_ts: k,
-            right_ts: k,
-            right_created: has_created.then_some(k + 1),
-            right_deleted: deleted,
-            ttl: view.view.ttl,
-            filter_by_created,
+            Arc::new(WindowAggExec::with_inputs(left, right, options, inputs)?)
+        } else {
+            let options = PitJoinOptions {
+                key_count: k,
+                left_ts: k,
+                right_ts: k,
+                right_created: has_created.then_some(k + 1),
+                right_deleted: deleted,
+                ttl: view.view.ttl,
+                filter_by_created,
+            };
+            Arc::new(PitJoinExec::with_inputs(left, right, options, inputs)?)
         };
-        Ok(Arc::new(PitJoinExec::try_new(left, right, options)?))
+        Ok(match partitions {
+            None => join,
+            Some(_) => in_entity_order(join)?,
+        })
     }
 
     /// The left side of a view's join: the entity keys (cast to the source's key types) and the
@@ -257,6 +409,7 @@ impl OfflineStore {
         view: &ResolvedView,
         right_schema: &datafusion::common::DFSchema,
         ts: &Int64Array,
+        with_row_ids: bool,
     ) -> OfflineResult<RecordBatch> {
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
@@ -284,6 +437,10 @@ impl OfflineStore {
         }
         fields.push(Field::new(ENTITY_TS, DataType::Int64, false));
         columns.push(Arc::new(ts.clone()));
+        if with_row_ids {
+            fields.push(Field::new(ENTITY_ROW, DataType::Int64, false));
+            columns.push(Arc::new(Int64Array::from_iter_values(0..ts.len() as i64)));
+        }
         Ok(RecordBatch::try_new(
             Arc::new(Schema::new(fields)),
             columns,
@@ -378,20 +535,51 @@ impl OfflineStore {
     }
 
     /// The training set as a stream of batches in entity row order, produced as the consumer
-    /// reads: each view's join emits its rows in batches aligned on the same entity rows, and each
-    /// output batch is assembled from one batch of every view, so the whole table never exists in
-    /// memory at once.
+    /// reads: each view's join emits its rows in entity row order, and each output batch is
+    /// assembled from the next rows of every view, so the whole table never exists in memory at
+    /// once.
     pub async fn training_set_stream(
         &self,
         entities: &EntityTable,
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
     ) -> OfflineResult<datafusion::physical_plan::SendableRecordBatchStream> {
-        let plans = self.plans(entities, request, opts).await?;
-        let mut streams = Vec::with_capacity(plans.len());
-        for (_, plan) in &plans {
-            streams.push(execute_stream(Arc::clone(plan), self.ctx.task_ctx())?);
+        self.training_set_stream_with(entities, request, opts, None)
+            .await
+    }
+
+    /// [`Self::training_set_stream`] with the plans a cluster runs when `key_partitions` is set
+    /// ([`Self::distributed_plans`]), executed here: the same rows, partitioned by key.
+    pub async fn training_set_stream_with(
+        &self,
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+        key_partitions: Option<usize>,
+    ) -> OfflineResult<datafusion::physical_plan::SendableRecordBatchStream> {
+        let plans = self
+            .plans_with(entities, request, opts, key_partitions.map(|p| p.max(1)))
+            .await?;
+        let mut joined = Vec::with_capacity(plans.len());
+        for (view, plan) in plans {
+            joined.push((view, execute_stream(plan, self.ctx.task_ctx())?));
         }
+        Ok(Self::assemble(entities, request, opts, joined))
+    }
+
+    /// Assembles the training set from each view's join output (in request order, as
+    /// [`Self::plans`] or [`Self::distributed_plans`] produce it, executed here or on a cluster):
+    /// the entity table's columns, then the features in request order. Every join must answer
+    /// every entity row in entity row order; their batches may be cut anywhere.
+    pub fn assemble(
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+        joined: Vec<(
+            ResolvedView,
+            datafusion::physical_plan::SendableRecordBatchStream,
+        )>,
+    ) -> datafusion::physical_plan::SendableRecordBatchStream {
         let mut fields: Vec<Field> = entities
             .batch
             .schema()
@@ -402,7 +590,7 @@ impl OfflineStore {
         // Where each output feature column comes from: (view, column index in its join output).
         let mut picks: Vec<(usize, usize)> = Vec::new();
         for (vidx, feature, out_name) in &request.columns {
-            let schema = plans[*vidx].1.schema();
+            let schema = joined[*vidx].1.schema();
             let (i, f) = schema
                 .column_with_name(feature)
                 .expect("scan selects every requested feature");
@@ -411,8 +599,8 @@ impl OfflineStore {
         }
         let mut ts_picks = Vec::new();
         if opts.with_timestamps {
-            for (vidx, (view, plan)) in plans.iter().enumerate() {
-                let (i, _) = plan
+            for (vidx, (view, stream)) in joined.iter().enumerate() {
+                let (i, _) = stream
                     .schema()
                     .column_with_name(FEATURE_TS)
                     .expect("feature ts passes through");
@@ -426,63 +614,40 @@ impl OfflineStore {
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         let entity_batch = entities.batch.clone();
-        let n = entity_batch.num_rows();
-        let names: Vec<String> = plans.iter().map(|(v, _)| v.view.name.clone()).collect();
+        let names: Vec<String> = joined.iter().map(|(v, _)| v.view.name.clone()).collect();
+        let streams = joined.into_iter().map(|(_, s)| s).collect();
         let out_schema = Arc::clone(&schema);
-        let state = (streams, 0usize);
-        let stream = futures::stream::try_unfold(state, move |(mut streams, offset)| {
-            let schema = Arc::clone(&out_schema);
-            let entity_batch = entity_batch.clone();
-            let names = names.clone();
-            let picks = picks.clone();
-            let ts_picks = ts_picks.clone();
-            async move {
-                let mut parts = Vec::with_capacity(streams.len());
-                for (s, name) in streams.iter_mut().zip(&names) {
-                    parts.push(s.next().await.transpose()?.map(|b| (b, name)));
-                }
-                let rows = match parts.first() {
-                    None | Some(None) => {
-                        if offset != n || parts.iter().any(Option::is_some) {
-                            return Err(DataFusionError::Internal(format!(
-                                "the views' joins ended unevenly after {offset} of {n} entity rows"
-                            )));
-                        }
+        let stream = futures::stream::try_unfold(
+            Aligned::new(streams, entity_batch.num_rows()),
+            move |mut aligned| {
+                let schema = Arc::clone(&out_schema);
+                let entity_batch = entity_batch.clone();
+                let names = names.clone();
+                let picks = picks.clone();
+                let ts_picks = ts_picks.clone();
+                async move {
+                    let Some((offset, batches)) = aligned.next(&names).await? else {
                         return Ok(None);
+                    };
+                    let rows = batches[0].num_rows();
+                    let mut columns: Vec<ArrayRef> = entity_batch
+                        .slice(offset, rows)
+                        .columns()
+                        .iter()
+                        .map(to_plain)
+                        .collect::<datafusion::common::Result<_>>()?;
+                    for &(v, i) in &picks {
+                        columns.push(to_plain(batches[v].column(i))?);
                     }
-                    Some(Some((b, _))) => b.num_rows(),
-                };
-                for p in &parts {
-                    match p {
-                        Some((b, _)) if b.num_rows() == rows => {}
-                        _ => {
-                            let name = p.as_ref().map_or("?", |(_, n)| n.as_str());
-                            return Err(DataFusionError::Internal(format!(
-                                "view `{name}`'s join is not aligned with the others at entity row {offset}"
-                            )));
-                        }
+                    for &(v, i) in &ts_picks {
+                        columns.push(from_nanos(batches[v].column(i).as_primitive::<Int64Type>()));
                     }
+                    let batch = RecordBatch::try_new(schema, columns)?;
+                    Ok(Some((batch, aligned)))
                 }
-                let batches: Vec<&RecordBatch> = parts.iter().flatten().map(|(b, _)| b).collect();
-                let mut columns: Vec<ArrayRef> = entity_batch
-                    .slice(offset, rows)
-                    .columns()
-                    .iter()
-                    .map(to_plain)
-                    .collect::<datafusion::common::Result<_>>()?;
-                for &(v, i) in &picks {
-                    columns.push(to_plain(batches[v].column(i))?);
-                }
-                for &(v, i) in &ts_picks {
-                    columns.push(from_nanos(batches[v].column(i).as_primitive::<Int64Type>()));
-                }
-                let batch = RecordBatch::try_new(schema, columns)?;
-                Ok(Some((batch, (streams, offset + rows))))
-            }
-        });
-        Ok(Box::pin(
-            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
-        ))
+            },
+        );
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream))
     }
 
     /// The physical plan of each view of the request (for `--explain` and for execution).
@@ -491,6 +656,30 @@ impl OfflineStore {
         entities: &EntityTable,
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
+    ) -> OfflineResult<Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>> {
+        self.plans_with(entities, request, opts, None).await
+    }
+
+    /// The plans a cluster runs: each view's rows hash-partitioned by its keys into
+    /// `partitions`, joined partition by partition, and merged back into entity order (see
+    /// [`Self::view_plan`]). Their output equals [`Self::plans`]' and carries [`ENTITY_ROW`].
+    pub async fn distributed_plans(
+        &self,
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+        partitions: usize,
+    ) -> OfflineResult<Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>> {
+        self.plans_with(entities, request, opts, Some(partitions.max(1)))
+            .await
+    }
+
+    async fn plans_with(
+        &self,
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+        partitions: Option<usize>,
     ) -> OfflineResult<Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>> {
         let ts = Self::check_entities(entities, request, opts)?;
         let (min_t, max_t) = (
@@ -514,9 +703,9 @@ impl OfflineStore {
                 },
             };
             let right = self.scan(view, bounds).await?;
-            let left = Self::left_batch(entities, view, right.schema(), &ts)?;
+            let left = Self::left_batch(entities, view, right.schema(), &ts, partitions.is_some())?;
             let plan = self
-                .view_plan(view, right, left, opts.filter_by_created)
+                .view_plan(view, right, left, opts.filter_by_created, partitions)
                 .await?;
             plans.push((view.clone(), plan));
         }
@@ -546,8 +735,26 @@ impl OfflineStore {
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
     ) -> OfflineResult<String> {
+        Self::explained(self.plans(entities, request, opts).await?)
+    }
+
+    /// `EXPLAIN` of [`Self::distributed_plans`], before a cluster cuts them into stages.
+    pub async fn explain_distributed(
+        &self,
+        entities: &EntityTable,
+        request: &FeatureRequest,
+        opts: &TrainingSetOptions,
+        partitions: usize,
+    ) -> OfflineResult<String> {
+        Self::explained(
+            self.distributed_plans(entities, request, opts, partitions)
+                .await?,
+        )
+    }
+
+    fn explained(plans: Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>) -> OfflineResult<String> {
         let mut out = String::new();
-        for (view, plan) in self.plans(entities, request, opts).await? {
+        for (view, plan) in plans {
             out.push_str(&format!(
                 "-- view {}\n{}\n",
                 view.view.name,
@@ -630,7 +837,7 @@ impl OfflineStore {
         let has_created = right
             .schema()
             .has_column_with_unqualified_name(FEATURE_CREATED);
-        let plan = self.view_plan(view, right, left, false).await?;
+        let plan = self.view_plan(view, right, left, false, None).await?;
         let parts = collect(plan, self.ctx.task_ctx())
             .await
             .map_err(|e| source_error(view, &view.source.path, e.strip_backtrace()))?;

@@ -58,7 +58,7 @@ pub(crate) mod entity_index;
 use candidates::{Candidates, Held};
 use entity_index::EntityIndex;
 
-use crate::keyed_inputs::{execute_inputs, keyed_left, single_output};
+use crate::keyed_inputs::{Inputs, execute_inputs, keyed_left, output_properties};
 
 /// Memory the probe tasks' slot arrays may take together before tasks start sharing partitions
 /// (one task always runs).
@@ -89,6 +89,7 @@ pub struct PitJoinExec {
     left: Arc<dyn ExecutionPlan>,
     right: Arc<dyn ExecutionPlan>,
     options: PitJoinOptions,
+    inputs: Inputs,
     schema: SchemaRef,
     cache: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -102,18 +103,38 @@ impl PitJoinExec {
         right: Arc<dyn ExecutionPlan>,
         options: PitJoinOptions,
     ) -> Result<Self> {
+        Self::with_inputs(left, right, options, Inputs::Collected)
+    }
+
+    /// A join that reads its inputs as `inputs` says: [`Inputs::KeyPartitioned`] inputs must both
+    /// be hash-partitioned by the keys into as many partitions.
+    pub fn with_inputs(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        options: PitJoinOptions,
+        inputs: Inputs,
+    ) -> Result<Self> {
         let k = options.key_count;
-        let left = keyed_left("PitJoinExec", left, &right, k)?;
+        let left = keyed_left("PitJoinExec", left, &right, k, inputs)?;
         let schema = output_schema(&left.schema(), &right.schema(), k);
-        let cache = single_output(&schema);
+        let cache = output_properties(&schema, &left);
         Ok(PitJoinExec {
             left,
             right,
             options,
+            inputs,
             schema,
             cache,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    pub fn options(&self) -> &PitJoinOptions {
+        &self.options
+    }
+
+    pub fn inputs(&self) -> Inputs {
+        self.inputs
     }
 }
 
@@ -150,11 +171,15 @@ impl DisplayAs for PitJoinExec {
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
                 f,
-                "PitJoinExec: on=[{}], ttl={}, created_tiebreak={}, filter_by_created={}",
+                "PitJoinExec: on=[{}], ttl={}, created_tiebreak={}, filter_by_created={}{}",
                 keys.join(", "),
                 self.options.ttl,
                 self.options.right_created.is_some(),
-                self.options.filter_by_created
+                self.options.filter_by_created,
+                match self.inputs {
+                    Inputs::Collected => "",
+                    Inputs::KeyPartitioned => ", inputs=key_partitioned",
+                }
             ),
             DisplayFormatType::TreeRender => {
                 write!(f, "on={}\nttl={}", keys.join(", "), self.options.ttl)
@@ -173,10 +198,11 @@ impl ExecutionPlan for PitJoinExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![
-            Distribution::SinglePartition,
-            Distribution::UnspecifiedDistribution,
-        ]
+        self.inputs.required(
+            self.options.key_count,
+            &self.left.schema(),
+            &self.right.schema(),
+        )
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -209,14 +235,16 @@ impl ExecutionPlan for PitJoinExec {
                 left,
                 right,
                 options: self.options.clone(),
+                inputs: self.inputs,
                 schema: Arc::clone(&self.schema),
                 cache: Arc::clone(&self.cache),
                 metrics: ExecutionPlanMetricsSet::new(),
             })),
-            ChildrenPropertiesMode::Recompute => Ok(Arc::new(PitJoinExec::try_new(
+            ChildrenPropertiesMode::Recompute => Ok(Arc::new(PitJoinExec::with_inputs(
                 left,
                 right,
                 self.options.clone(),
+                self.inputs,
             )?)),
         }
     }
@@ -237,8 +265,14 @@ impl ExecutionPlan for PitJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let (left, rights) =
-            execute_inputs("PitJoinExec", partition, &self.left, &self.right, &context)?;
+        let (left, rights) = execute_inputs(
+            "PitJoinExec",
+            partition,
+            &self.left,
+            &self.right,
+            &context,
+            self.inputs,
+        )?;
         let reservation = MemoryConsumer::new("PitJoinExec").register(context.memory_pool());
         let run = JoinRun {
             options: self.options.clone(),

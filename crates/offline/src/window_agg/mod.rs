@@ -33,7 +33,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{concat, concat_batches, take};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type, UInt64Type};
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
@@ -49,7 +49,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use crate::keyed_inputs::{execute_inputs, keyed_left, nanos, single_output};
+use crate::keyed_inputs::{Inputs, execute_inputs, keyed_left, nanos, output_properties};
 use crate::pit_join::entity_index::EntityIndex;
 
 mod values;
@@ -91,6 +91,9 @@ pub struct WindowAggOptions {
     /// Index of the right's event ordinal (UInt32): equal `(ts, created)` order by it, then by
     /// input order.
     pub right_ordinal: Option<usize>,
+    /// Index of the right's input order ([`crate::input_order`], UInt64), when the events were
+    /// shuffled on their way here: it stands in for the arrival order, which a shuffle loses.
+    pub right_input_order: Option<usize>,
     /// The view's longest window: the newest-event output looks this far back, and events older
     /// than this before every entity row are dropped. At least each aggregate's window.
     pub horizon: i64,
@@ -125,6 +128,7 @@ pub struct WindowAggExec {
     left: Arc<dyn ExecutionPlan>,
     right: Arc<dyn ExecutionPlan>,
     options: WindowAggOptions,
+    inputs: Inputs,
     schema: SchemaRef,
     cache: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -136,7 +140,17 @@ impl WindowAggExec {
         right: Arc<dyn ExecutionPlan>,
         options: WindowAggOptions,
     ) -> Result<Self> {
-        let left = keyed_left("WindowAggExec", left, &right, options.key_count)?;
+        Self::with_inputs(left, right, options, Inputs::Collected)
+    }
+
+    /// An operator that reads its inputs as `inputs` says (see [`Inputs`]).
+    pub fn with_inputs(
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        options: WindowAggOptions,
+        inputs: Inputs,
+    ) -> Result<Self> {
+        let left = keyed_left("WindowAggExec", left, &right, options.key_count, inputs)?;
         if options.horizon <= 0 || options.aggregates.iter().any(|a| a.window <= 0) {
             return internal_err!("WindowAggExec windows must be positive");
         }
@@ -151,15 +165,24 @@ impl WindowAggExec {
             fields.push(Field::new(&a.name, a.output.clone(), true));
         }
         let schema = Arc::new(Schema::new(fields));
-        let cache = single_output(&schema);
+        let cache = output_properties(&schema, &left);
         Ok(WindowAggExec {
             left,
             right,
             options,
+            inputs,
             schema,
             cache,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    pub fn options(&self) -> &WindowAggOptions {
+        &self.options
+    }
+
+    pub fn inputs(&self) -> Inputs {
+        self.inputs
     }
 }
 
@@ -178,7 +201,11 @@ impl DisplayAs for WindowAggExec {
                 )
             })
             .collect();
-        write!(f, "WindowAggExec: aggregates=[{}]", aggs.join(", "))
+        write!(f, "WindowAggExec: aggregates=[{}]", aggs.join(", "))?;
+        if self.inputs == Inputs::KeyPartitioned {
+            write!(f, ", inputs=key_partitioned")?;
+        }
+        Ok(())
     }
 }
 
@@ -192,10 +219,11 @@ impl ExecutionPlan for WindowAggExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![
-            Distribution::SinglePartition,
-            Distribution::UnspecifiedDistribution,
-        ]
+        self.inputs.required(
+            self.options.key_count,
+            &self.left.schema(),
+            &self.right.schema(),
+        )
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -229,10 +257,11 @@ impl ExecutionPlan for WindowAggExec {
         }
         let right = children.pop().expect("two children");
         let left = children.pop().expect("two children");
-        Ok(Arc::new(WindowAggExec::try_new(
+        Ok(Arc::new(WindowAggExec::with_inputs(
             left,
             right,
             self.options.clone(),
+            self.inputs,
         )?))
     }
 
@@ -258,6 +287,7 @@ impl ExecutionPlan for WindowAggExec {
             &self.left,
             &self.right,
             &context,
+            self.inputs,
         )?;
         let reservation = MemoryConsumer::new("WindowAggExec").register(context.memory_pool());
         let run = AggRun {
@@ -303,6 +333,8 @@ struct Kept {
     created: Option<Vec<i64>>,
     /// Only when the events carry push ordinals (they order events of equal `(ts, created)`).
     ordinal: Option<Vec<u32>>,
+    /// Only when the events carry their input order (after a shuffle).
+    input_order: Option<Vec<u64>>,
     /// Per input column, its kept rows of each batch.
     columns: Vec<Vec<ArrayRef>>,
     rows_in: usize,
@@ -315,6 +347,7 @@ impl Kept {
             ts: Vec::new(),
             created: options.right_created.map(|_| Vec::new()),
             ordinal: options.right_ordinal.map(|_| Vec::new()),
+            input_order: options.right_input_order.map(|_| Vec::new()),
             columns: vec![Vec::new(); inputs],
             rows_in: 0,
         }
@@ -325,6 +358,7 @@ impl Kept {
             + self.ts.capacity() * 8
             + self.created.as_ref().map_or(0, |c| c.capacity() * 8)
             + self.ordinal.as_ref().map_or(0, |o| o.capacity() * 4)
+            + self.input_order.as_ref().map_or(0, |o| o.capacity() * 8)
             + self
                 .columns
                 .iter()
@@ -438,13 +472,19 @@ impl AggRun {
             .map(|p| p.ordinal.take())
             .collect::<Option<Vec<_>>>()
             .map(|o| o.concat());
+        let input_order: Option<Vec<u64>> = parts
+            .iter_mut()
+            .map(|p| p.input_order.take())
+            .collect::<Option<Vec<_>>>()
+            .map(|o| o.concat());
         sort_runs(
             &mut events,
             &estarts,
             created.as_deref(),
             ordinal.as_deref(),
+            input_order.as_deref(),
         );
-        drop((created, ordinal));
+        drop((created, ordinal, input_order));
         let ts: Vec<i64> = events.iter().map(|e| e.0).collect();
         let order = UInt32Array::from_iter_values(events.iter().map(|e| e.1));
         drop(events);
@@ -556,13 +596,15 @@ fn threads() -> usize {
 }
 
 /// Sorts each key's run of `events` (`(ts, index)`; run `g` is `estarts[g]..estarts[g + 1]`) by
-/// `(ts, created, ordinal, index)`, the runs split over threads at key boundaries. The index is
-/// input order, so the unstable sort orders ties exactly as a stable one would.
+/// `(ts, created, ordinal, input order, index)`, the runs split over threads at key boundaries.
+/// The index is arrival order, so the unstable sort orders ties exactly as a stable one would;
+/// after a shuffle the carried input order decides first, as arrival did before it.
 fn sort_runs(
     events: &mut [(i64, u32)],
     estarts: &[usize],
     created: Option<&[i64]>,
     ordinal: Option<&[u32]>,
+    input_order: Option<&[u64]>,
 ) {
     let by = |a: &(i64, u32), b: &(i64, u32)| {
         a.0.cmp(&b.0).then_with(|| {
@@ -570,6 +612,7 @@ fn sort_runs(
             created
                 .map_or(std::cmp::Ordering::Equal, |c| c[i].cmp(&c[j]))
                 .then_with(|| ordinal.map_or(std::cmp::Ordering::Equal, |o| o[i].cmp(&o[j])))
+                .then_with(|| input_order.map_or(std::cmp::Ordering::Equal, |o| o[i].cmp(&o[j])))
                 .then(a.1.cmp(&b.1))
         })
     };
@@ -724,6 +767,9 @@ async fn probe(
         let ordinal = options
             .right_ordinal
             .map(|o| batch.column(o).as_primitive::<UInt32Type>().clone());
+        let input_order = options
+            .right_input_order
+            .map(|o| batch.column(o).as_primitive::<UInt64Type>().clone());
         let mut rows: Vec<u32> = Vec::new();
         for (row, group) in groups.into_iter().enumerate() {
             let Some(g) = group else { continue };
@@ -753,6 +799,9 @@ async fn probe(
             }
             if let (Some(out), Some(o)) = (kept.ordinal.as_mut(), ordinal.as_ref()) {
                 out.push(if o.is_valid(row) { o.value(row) } else { 0 });
+            }
+            if let (Some(out), Some(o)) = (kept.input_order.as_mut(), input_order.as_ref()) {
+                out.push(o.value(row));
             }
             rows.push(row as u32);
         }

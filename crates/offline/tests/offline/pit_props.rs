@@ -11,6 +11,8 @@ use asof_core::spec::{Entity, Feature, FeatureView, Source};
 use asof_core::{Catalog, DType, FeatureRequest, Ttl};
 use asof_offline::output::write_table;
 use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+
+use crate::training_set;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
@@ -217,6 +219,7 @@ fn check_case(
     units: (u8, u8, u8),
     filter_by_created: bool,
     batch_size: usize,
+    key_partitions: Option<usize>,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     write_source(dir.path(), "va", &rows_a, false, units.0, units.1);
@@ -262,7 +265,13 @@ fn check_case(
         .build()
         .unwrap();
     let out = rt
-        .block_on(store.training_set(&table, &request, &opts))
+        .block_on(training_set(
+            &store,
+            &table,
+            &request,
+            &opts,
+            key_partitions,
+        ))
         .unwrap();
 
     prop_assert_eq!(out.num_rows(), entities.len());
@@ -354,7 +363,8 @@ proptest! {
         units in (0u8..4, 0u8..4, 0u8..4),
         filter_by_created in any::<bool>(),
         batch_size in prop::sample::select(vec![1usize, 3, 8192]),
+        key_partitions in prop::sample::select(vec![None, Some(1), Some(4)]),
     ) {
-        check_case(rows_a, rows_b, entities, ttl_a, ttl_b, units, filter_by_created, batch_size)?;
+        check_case(rows_a, rows_b, entities, ttl_a, ttl_b, units, filter_by_created, batch_size, key_partitions)?;
     }
 }

@@ -13,6 +13,8 @@ use asof_core::window::Function;
 use asof_core::{Catalog, DType, FeatureRequest, Ttl};
 use asof_offline::output::write_table;
 use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+
+use crate::training_set;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampNanosecondArray,
@@ -273,6 +275,7 @@ fn check(
     entities: Vec<(Option<i64>, i64)>,
     batch_size: usize,
     partitions: usize,
+    key_partitions: Option<usize>,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), &events);
@@ -310,7 +313,13 @@ fn check(
         .build()
         .unwrap();
     let out = rt
-        .block_on(store.training_set(&table, &request, &opts))
+        .block_on(training_set(
+            &store,
+            &table,
+            &request,
+            &opts,
+            key_partitions,
+        ))
         .unwrap();
     prop_assert_eq!(out.num_rows(), entities.len());
     let newest = asof_offline::timestamps::to_nanos(
@@ -357,7 +366,8 @@ proptest! {
         entities in prop::collection::vec((prop::option::weighted(0.95, 0i64..5), 0i64..36), 0..30),
         batch_size in prop::sample::select(vec![1usize, 4, 8192]),
         partitions in prop::sample::select(vec![1usize, 2, 3]),
+        key_partitions in prop::sample::select(vec![None, Some(1), Some(4)]),
     ) {
-        check(events, entities, batch_size, partitions)?;
+        check(events, entities, batch_size, partitions, key_partitions)?;
     }
 }
