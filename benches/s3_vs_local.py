@@ -12,6 +12,7 @@ going through an object store API at all, not as S3's speed. The tables are comp
     python3 benches/s3_vs_local.py [--scales 1e5/1e6,1e6/1e7] [--asof target/release/asof]
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -34,6 +35,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def moto_server():
+    """A `moto_server` on a free loopback port: its endpoint, and an environment that points
+    asof's S3 client at it."""
+    moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+    port = free_port()
+    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+               AWS_ENDPOINT_URL=endpoint)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield endpoint, env
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main():
     import boto3
     import duckdb
@@ -45,21 +70,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=float, default=0.42)
     args = ap.parse_args()
-    moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
-    port = free_port()
-    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
-               AWS_ENDPOINT_URL=endpoint)
     rows = []
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with moto_server() as (endpoint, env):
         s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench",
                           region_name="us-east-1")
         for scale in args.scales.split(","):
@@ -101,9 +113,6 @@ def main():
                 print(json.dumps(row), flush=True)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-    finally:
-        server.terminate()
-        server.wait()
     print()
     print("| entity rows / feature rows per view (2 views) | local files (s) | moto S3 (s) | S3/local | same table |")
     print("|---|---|---|---|---|")

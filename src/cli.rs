@@ -439,6 +439,11 @@ pub struct TrainingSetArgs {
     /// stage's tasks).
     #[arg(long, default_value_t = 8, requires = "cluster", value_name = "N")]
     pub cluster_partitions: usize,
+    /// With --cluster: where the job stages the entity rows for the executors, a folder they all
+    /// see or an object store prefix (`s3://bucket/tmp/`). Default: the temporary folder here,
+    /// which only executors on this machine see.
+    #[arg(long, requires = "cluster", value_name = "DIR|URL")]
+    pub cluster_stage: Option<String>,
     /// With --cluster: a Ballista or DataFusion setting for the job, `KEY=VALUE` (repeatable),
     /// e.g. `ballista.shuffle.force_remote_read=true`.
     #[arg(long, requires = "cluster", value_name = "KEY=VALUE")]

@@ -268,8 +268,14 @@ fn training_sets_on_a_loopback_cluster_equal_the_single_process_ones() {
     move_sources_to_s3(&repo, &moto);
     let cluster = LoopbackCluster::start(Some(&moto.endpoint), 2);
 
+    // Entity rows are staged for the executors in a folder, then under an S3 prefix.
+    let local_stage = repo.path("stage");
+    let stages = [
+        ("3", local_stage.to_str().unwrap().to_string()),
+        ("8", "s3://asof-cluster/stage/".to_string()),
+    ];
     for (name, args) in &cases {
-        for partitions in ["3", "8"] {
+        for (partitions, stage) in &stages {
             let out = format!("{name}.cluster{partitions}.parquet");
             let mut c = with_s3(
                 &repo,
@@ -283,7 +289,7 @@ fn training_sets_on_a_loopback_cluster_equal_the_single_process_ones() {
                 ],
             );
             c.args(args)
-                .args(["--cluster-partitions", partitions])
+                .args(["--cluster-partitions", partitions, "--cluster-stage", stage])
                 .args([
                     "--cluster-setting",
                     "ballista.shuffle.force_remote_read=true",
@@ -315,6 +321,15 @@ fn training_sets_on_a_loopback_cluster_equal_the_single_process_ones() {
             );
         }
     }
+
+    // Nothing staged is left behind.
+    let left: Vec<_> = std::fs::read_dir(&local_stage)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "staged files left: {left:?}");
+    moto.boto3(
+        "r = s3.list_objects_v2(Bucket='asof-cluster', Prefix='stage/')\nassert r['KeyCount'] == 0, r.get('Contents')",
+    );
 
     // The plan a cluster runs: both sides hash-partitioned by key, merged back by row id.
     let explain = with_s3(

@@ -3,17 +3,37 @@
 use std::sync::Arc;
 
 use asof_core::FeatureRequest;
-use asof_offline::{EntityTable, OfflineStore, TrainingSetOptions};
+use asof_offline::remote;
+use asof_offline::{EntityTable, KeyPartitioning, OfflineStore, TrainingSetOptions};
 use ballista_core::config::BallistaConfig;
 use ballista_core::execution_plans::execute_physical_plan;
 use ballista_core::extension::SessionConfigExt;
 use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::PhysicalPlanNode;
 use url::Url;
 
 use crate::codec::AsofCodec;
 use crate::error::{ClusterError, ClusterResult};
+
+/// A job's staged entity rows, removed when dropped.
+struct Staged(String);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let removed = match remote::url_of(&self.0) {
+            Some(url) => remote::block_on(remote::delete_prefix(&url)),
+            None => match std::fs::remove_dir_all(&self.0) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = removed {
+            tracing::warn!("could not remove the staged entity rows at {}: {e}", self.0);
+        }
+    }
+}
 
 /// The port Ballista's scheduler listens on unless told otherwise.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
@@ -25,6 +45,7 @@ pub struct Cluster {
     scheduler: String,
     partitions: usize,
     settings: Vec<(String, String)>,
+    stage: Option<String>,
 }
 
 impl Cluster {
@@ -56,12 +77,21 @@ impl Cluster {
             scheduler: format!("http://{host}:{port}"),
             partitions: 8,
             settings: Vec::new(),
+            stage: None,
         })
     }
 
     /// How many partitions each side is hash-partitioned into: the tasks of the join stage.
     pub fn with_partitions(mut self, partitions: usize) -> Self {
         self.partitions = partitions.max(1);
+        self
+    }
+
+    /// Where jobs stage their entity rows for the executors: a folder they all see, or an object
+    /// store prefix (`s3://bucket/tmp/`). Default: this machine's temporary folder, which only
+    /// executors on this machine see.
+    pub fn with_stage(mut self, stage: &str) -> Self {
+        self.stage = Some(stage.to_string());
         self
     }
 
@@ -108,8 +138,21 @@ impl Cluster {
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
     ) -> ClusterResult<SendableRecordBatchStream> {
+        let root = self
+            .stage
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().to_string_lossy().into_owned());
+        let staged = Staged(format!(
+            "{}/asof-stage-{}",
+            root.trim_end_matches('/'),
+            uuid::Uuid::new_v4()
+        ));
+        let layout = KeyPartitioning {
+            partitions: self.partitions,
+            stage: Some(staged.0.clone()),
+        };
         let plans = store
-            .distributed_plans(entities, request, opts, self.partitions)
+            .distributed_plans(entities, request, opts, &layout)
             .await?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let codec = AsofCodec::default();
@@ -135,7 +178,14 @@ impl Cluster {
             }
         });
         let joined = futures::future::try_join_all(jobs).await?;
-        Ok(OfflineStore::assemble(entities, request, opts, joined))
+        let stream = OfflineStore::assemble(entities, request, opts, joined);
+        // The staged rows live until the result has been read (or dropped).
+        let schema = stream.schema();
+        let stream = futures::StreamExt::map(stream, move |batch| {
+            let _ = &staged;
+            batch
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 
     /// Says which view's job failed on which cluster, with what would fix it when that is known.

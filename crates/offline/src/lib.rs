@@ -24,4 +24,4 @@ pub mod window_agg;
 
 pub use entity_table::EntityTable;
 pub use error::{OfflineError, OfflineResult};
-pub use store::{OfflineStore, ScannedEvents, ScannedRows, TrainingSetOptions};
+pub use store::{KeyPartitioning, OfflineStore, ScannedEvents, ScannedRows, TrainingSetOptions};

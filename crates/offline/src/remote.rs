@@ -283,6 +283,24 @@ pub async fn upload(local: &Path, url: &Url) -> Result<(), String> {
     Ok(())
 }
 
+/// Deletes every object under the prefix `url` (a cluster job's staged entity rows).
+pub async fn delete_prefix(url: &Url) -> Result<(), String> {
+    let store = store_for(url)?;
+    let path = object_path(url)?;
+    let objects: Vec<_> = store
+        .list(Some(&path))
+        .try_collect()
+        .await
+        .map_err(|e| explain(url, &e))?;
+    for o in objects {
+        store
+            .delete(&o.location)
+            .await
+            .map_err(|e| explain(url, &e))?;
+    }
+    Ok(())
+}
+
 /// Runs `f` to completion from synchronous code, inside or outside a tokio runtime (apply's
 /// schema probe is synchronous; tests call it from async code).
 pub fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {

@@ -20,7 +20,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::entity_table::EntityTable;
-use crate::error::OfflineResult;
+use crate::error::{OfflineError, OfflineResult};
 use crate::input_order::{INPUT_ORDER, InputOrderExec};
 use crate::keyed_inputs::{Inputs, key_columns};
 use crate::memory::MemoryLimit;
@@ -181,6 +181,17 @@ fn in_entity_order(
     )))
 }
 
+/// How [`OfflineStore::distributed_plans`] lays a training set out for a cluster.
+#[derive(Debug, Clone)]
+pub struct KeyPartitioning {
+    /// The partitions both sides are hash-partitioned into by key: the join stage's tasks.
+    pub partitions: usize,
+    /// A folder or object store prefix every executor reads, where each view's entity rows are
+    /// staged as Parquet. `None` ships them inside the plan, which only suits small tables (and
+    /// one machine): Ballista caps a plan message at 16 MiB.
+    pub stage: Option<String>,
+}
+
 /// Options of a training-set request (the CLI flags of `asof training-set`).
 #[derive(Debug, Clone)]
 pub struct TrainingSetOptions {
@@ -330,7 +341,7 @@ impl OfflineStore {
         &self,
         view: &ResolvedView,
         right: datafusion::dataframe::DataFrame,
-        left: RecordBatch,
+        left: Arc<dyn ExecutionPlan>,
         filter_by_created: bool,
         partitions: Option<usize>,
     ) -> OfflineResult<Arc<dyn ExecutionPlan>> {
@@ -339,7 +350,6 @@ impl OfflineStore {
             .schema()
             .has_column_with_unqualified_name(FEATURE_CREATED);
         let right = right.create_physical_plan().await?;
-        let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
         let deleted = right.schema().index_of(FEATURE_DELETED).ok();
         let right = match (view.view.is_aggregated(), partitions) {
             (false, _) => right,
@@ -557,8 +567,12 @@ impl OfflineStore {
         opts: &TrainingSetOptions,
         key_partitions: Option<usize>,
     ) -> OfflineResult<datafusion::physical_plan::SendableRecordBatchStream> {
+        let layout = key_partitions.map(|partitions| KeyPartitioning {
+            partitions,
+            stage: None,
+        });
         let plans = self
-            .plans_with(entities, request, opts, key_partitions.map(|p| p.max(1)))
+            .plans_with(entities, request, opts, layout.as_ref())
             .await?;
         let mut joined = Vec::with_capacity(plans.len());
         for (view, plan) in plans {
@@ -668,10 +682,9 @@ impl OfflineStore {
         entities: &EntityTable,
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
-        partitions: usize,
+        layout: &KeyPartitioning,
     ) -> OfflineResult<Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>> {
-        self.plans_with(entities, request, opts, Some(partitions.max(1)))
-            .await
+        self.plans_with(entities, request, opts, Some(layout)).await
     }
 
     async fn plans_with(
@@ -679,8 +692,9 @@ impl OfflineStore {
         entities: &EntityTable,
         request: &FeatureRequest,
         opts: &TrainingSetOptions,
-        partitions: Option<usize>,
+        layout: Option<&KeyPartitioning>,
     ) -> OfflineResult<Vec<(ResolvedView, Arc<dyn ExecutionPlan>)>> {
+        let partitions = layout.map(|l| l.partitions.max(1));
         let ts = Self::check_entities(entities, request, opts)?;
         let (min_t, max_t) = (
             datafusion::arrow::compute::min(&ts),
@@ -704,12 +718,62 @@ impl OfflineStore {
             };
             let right = self.scan(view, bounds).await?;
             let left = Self::left_batch(entities, view, right.schema(), &ts, partitions.is_some())?;
+            let left = self
+                .left_plan(left, layout.and_then(|l| l.stage.as_deref()), view)
+                .await?;
             let plan = self
                 .view_plan(view, right, left, opts.filter_by_created, partitions)
                 .await?;
             plans.push((view.clone(), plan));
         }
         Ok(plans)
+    }
+
+    /// The plan that reads a view's entity rows: from memory, or from `stage`, where they are
+    /// written first as `<stage>/<view>.parquet` (a folder or an object store prefix), so that a
+    /// cluster's executors read them from there instead of from a plan too large to ship.
+    async fn left_plan(
+        &self,
+        left: RecordBatch,
+        stage: Option<&str>,
+        view: &ResolvedView,
+    ) -> OfflineResult<Arc<dyn ExecutionPlan>> {
+        let Some(stage) = stage else {
+            return Ok(self.ctx.read_batch(left)?.create_physical_plan().await?);
+        };
+        let location = format!("{}/{}.parquet", stage.trim_end_matches('/'), view.view.name);
+        let staging_error = |message: String| OfflineError::File {
+            path: PathBuf::from(&location),
+            message: format!(
+                "cannot stage the entity rows of view `{}` there: {message}",
+                view.view.name
+            ),
+        };
+        match crate::remote::url_of(&location) {
+            Some(url) => {
+                let local = tempfile::Builder::new()
+                    .suffix(".parquet")
+                    .tempfile()
+                    .map_err(|e| staging_error(e.to_string()))?;
+                crate::output::write_table(local.path(), &[left])?;
+                crate::remote::upload(local.path(), &url)
+                    .await
+                    .map_err(staging_error)?;
+                crate::remote::register(&self.ctx, &url).map_err(staging_error)?;
+            }
+            None => {
+                std::fs::create_dir_all(stage).map_err(|e| staging_error(e.to_string()))?;
+                crate::output::write_table(Path::new(&location), &[left])?;
+            }
+        }
+        let scan = self
+            .ctx
+            .read_parquet(
+                location.as_str(),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await?;
+        Ok(scan.create_physical_plan().await?)
     }
 
     /// A view's rows within `bounds`: its source and its push log, as one table.
@@ -746,8 +810,12 @@ impl OfflineStore {
         opts: &TrainingSetOptions,
         partitions: usize,
     ) -> OfflineResult<String> {
+        let layout = KeyPartitioning {
+            partitions,
+            stage: None,
+        };
         Self::explained(
-            self.distributed_plans(entities, request, opts, partitions)
+            self.distributed_plans(entities, request, opts, &layout)
                 .await?,
         )
     }
@@ -837,6 +905,7 @@ impl OfflineStore {
         let has_created = right
             .schema()
             .has_column_with_unqualified_name(FEATURE_CREATED);
+        let left = self.ctx.read_batch(left)?.create_physical_plan().await?;
         let plan = self.view_plan(view, right, left, false, None).await?;
         let parts = collect(plan, self.ctx.task_ctx())
             .await
