@@ -358,12 +358,10 @@ mod tests {
                 function: *f,
                 window: (i as i64 + 1) * 3_600_000_000_000,
                 column: (*f != Function::Count).then_some(5),
-                column_type: (*f != Function::Count).then(|| {
-                    if i % 2 == 0 {
-                        DType::Int64
-                    } else {
-                        DType::Float32
-                    }
+                column_type: (*f != Function::Count).then_some(if i % 2 == 0 {
+                    DType::Int64
+                } else {
+                    DType::Float32
                 }),
                 output: if i % 2 == 0 {
                     DataType::Int64
