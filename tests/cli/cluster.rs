@@ -15,6 +15,15 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use crate::object_stores::{Moto, with_s3};
 use crate::util::{TestRepo, read_parquet};
 
+/// `asof training-set` of the quickstart's service on its entity table (add `--output`).
+const DRIVER_ACTIVITY: [&str; 5] = [
+    "training-set",
+    "--entities",
+    "data/entities.parquet",
+    "--service",
+    "driver_activity",
+];
+
 const AWS_ENV: [(&str, &str); 3] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -152,8 +161,9 @@ fn table(path: &Path) -> RecordBatch {
     concat_batches(&batches[0].schema(), &batches).unwrap()
 }
 
-/// An entity table of documents: every 7th click's document, half an hour after the click, so
-/// the windows of `document_clicks` hold several events each.
+/// An entity table of documents: every 7th click's document, at the click's own time (a window's
+/// inclusive end) or half an hour after it, so the windows of `document_clicks` hold several
+/// events each.
 fn document_entities(repo: &TestRepo) -> PathBuf {
     let clicks = table(&repo.path("data/click_events.parquet"));
     let ids = clicks.column_by_name("doc_id").unwrap();
@@ -165,7 +175,7 @@ fn document_entities(repo: &TestRepo) -> PathBuf {
     let ids = datafusion::arrow::compute::take(ids, &take, None).unwrap();
     let times = TimestampNanosecondArray::from(
         rows.iter()
-            .map(|&r| ts.value(r) + 1_800_000_000_000)
+            .map(|&r| ts.value(r) + if r % 2 == 0 { 0 } else { 1_800_000_000_000 })
             .collect::<Vec<_>>(),
     )
     .with_timezone("UTC");
@@ -332,24 +342,17 @@ fn training_sets_on_a_loopback_cluster_equal_the_single_process_ones() {
     );
 
     // The plan a cluster runs: both sides hash-partitioned by key, merged back by row id.
-    let explain = with_s3(
-        &repo,
-        &moto.endpoint,
-        &[
-            "training-set",
-            "--entities",
-            "data/entities.parquet",
-            "--service",
-            "driver_activity",
+    let mut explain = with_s3(&repo, &moto.endpoint, &DRIVER_ACTIVITY);
+    let explain = explain
+        .args([
             "--output",
             "unused.parquet",
+            "--explain",
             "--cluster",
             &cluster.address,
-            "--explain",
-        ],
-    )
-    .output()
-    .unwrap();
+        ])
+        .output()
+        .unwrap();
     let explain = String::from_utf8_lossy(&explain.stdout);
     assert!(
         explain.contains("inputs=key_partitioned")
@@ -367,15 +370,8 @@ fn cluster_errors_name_the_address_and_the_fix() {
         l.local_addr().unwrap().port()
     };
     let address = format!("df://127.0.0.1:{closed}");
-    let base = [
-        "training-set",
-        "--entities",
-        "data/entities.parquet",
-        "--service",
-        "driver_activity",
-        "--output",
-        "out.parquet",
-    ];
+    let mut base = DRIVER_ACTIVITY.to_vec();
+    base.extend(["--output", "out.parquet"]);
     let mut c = repo.run(&base);
     c.args(["--cluster", &address]);
     let err = crate::util::stderr_of(&mut c);
@@ -415,16 +411,8 @@ fn has_files(dir: &Path) -> bool {
 #[test]
 fn an_executor_killed_mid_query_is_reported_or_retried_never_a_hang() {
     let repo = TestRepo::applied();
-    let mut c = repo.run(&[
-        "training-set",
-        "--entities",
-        "data/entities.parquet",
-        "--service",
-        "driver_activity",
-        "--output",
-        "expected.parquet",
-    ]);
-    c.assert().success();
+    let mut c = repo.run(&DRIVER_ACTIVITY);
+    c.args(["--output", "expected.parquet"]).assert().success();
     let mut cluster = LoopbackCluster::start(None, 2);
     // Many small tasks, so that the job is still running when the first shuffle file appears.
     let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_asof"));
@@ -432,12 +420,8 @@ fn an_executor_killed_mid_query_is_reported_or_retried_never_a_hang() {
         .arg("--repo")
         .arg(&repo.dir)
         .current_dir(&repo.dir)
+        .args(DRIVER_ACTIVITY)
         .args([
-            "training-set",
-            "--entities",
-            "data/entities.parquet",
-            "--service",
-            "driver_activity",
             "--output",
             "out.parquet",
             "--cluster",
