@@ -21,4 +21,4 @@ mod proto {
 
 pub use codec::AsofCodec;
 pub use error::{ClusterError, ClusterResult};
-pub use submit::{Cluster, DEFAULT_SCHEDULER_PORT};
+pub use submit::Cluster;

@@ -36,7 +36,7 @@ impl Drop for Staged {
 }
 
 /// The port Ballista's scheduler listens on unless told otherwise.
-pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 
 /// A Ballista cluster to run training sets on, by its scheduler's `df://HOST:PORT` address.
 #[derive(Debug, Clone)]
@@ -95,26 +95,12 @@ impl Cluster {
         self
     }
 
-    /// A Ballista or DataFusion setting for the jobs (`ballista.shuffle.force_remote_read`).
+    /// A Ballista or DataFusion setting for the jobs (`ballista.shuffle.force_remote_read`),
+    /// checked now: building the jobs' configuration names a setting it does not know.
     pub fn with_setting(mut self, key: &str, value: &str) -> ClusterResult<Self> {
-        self.session_config_with(key, value)?;
         self.settings.push((key.to_string(), value.to_string()));
+        self.session_config()?;
         Ok(self)
-    }
-
-    pub fn partitions(&self) -> usize {
-        self.partitions
-    }
-
-    fn session_config_with(&self, key: &str, value: &str) -> ClusterResult<SessionConfig> {
-        let mut config = self.session_config()?;
-        config.options_mut().set(key, value).map_err(|e| {
-            ClusterError::Address(format!(
-                "cluster setting {key}={value}: {}",
-                e.strip_backtrace()
-            ))
-        })?;
-        Ok(config)
     }
 
     fn session_config(&self) -> ClusterResult<SessionConfig> {
